@@ -1,0 +1,31 @@
+# ptlnic: the two commands are `make demo` and `make test`.
+# Each creates .venv and installs the pinned dependencies from PyPI on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.ptlnic-deps
+
+.PHONY: demo test bench synth clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "error: '$(PYTHON) -m venv' failed; Python 3.11 with the venv module is needed" >&2; exit 1; }
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+demo: $(STAMP)
+	$(PY) -m sim.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2
+
+bench: $(STAMP)
+	$(PY) -m sim.bench
+
+synth: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[synth]'
+	$(PY) -m sim.synth
+
+clean:
+	rm -rf build

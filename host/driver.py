@@ -1,0 +1,180 @@
+"""The ptlnic host driver core: registers by name, DMA self-test, interrupts."""
+
+import os
+from dataclasses import dataclass
+
+from rtl.config import NicConfig
+from rtl.regmap import COUNTER_NAMES, MAGIC, REGMAP, VERSION, DmaStatus
+
+from .transport import TransportError
+
+__all__ = ["PtlNic", "DmaRun", "DriverError"]
+
+
+class DriverError(RuntimeError):
+    pass
+
+
+@dataclass
+class DmaRun:
+    """Outcome of one DMA self-test run, as the NIC reports it."""
+    write: bool
+    length: int
+    count: int
+    done: int
+    errors: int
+    first_error: DmaStatus
+    cycles: int
+
+    @property
+    def ok(self):
+        return self.errors == 0 and self.first_error == DmaStatus.OK and self.done == self.count
+
+    @property
+    def bytes(self):
+        return self.length * self.count
+
+
+class PtlNic:
+    """A ptlnic function reached through a :class:`~host.transport.Transport`."""
+
+    #: IDs the driver binds to (those of the default build).
+    VENDOR_ID = NicConfig().vendor_id
+    DEVICE_ID = NicConfig().device_id
+
+    def __init__(self, transport):
+        self.t = transport
+        self.regs = REGMAP
+        self.build = None
+
+    @classmethod
+    async def open(cls, transport):
+        """Probe the device, check that it is a ptlnic of a known register map,
+        and read its build configuration."""
+        await transport.probe(cls.VENDOR_ID, cls.DEVICE_ID)
+        nic = cls(transport)
+        magic = await nic.read("MAGIC")
+        if magic != MAGIC:
+            raise DriverError(f"BAR0 MAGIC reads {magic:#010x}, expected {MAGIC:#010x}: not a ptlnic")
+        ver = REGMAP["VERSION"].unpack(await nic.read("VERSION"))
+        if ver["MAJOR"] != VERSION[0]:
+            raise DriverError(f"register map version {ver['MAJOR']}.{ver['MINOR']} is not supported "
+                              f"(driver speaks {VERSION[0]}.x)")
+        nic.build = await nic.read_build()
+        return nic
+
+    # ---------------------------------------------------------- registers
+    def _reg(self, name):
+        try:
+            return self.regs[name]
+        except KeyError:
+            raise DriverError(f"no register named {name!r}") from None
+
+    async def read(self, name):
+        reg = self._reg(name)
+        raw = await self.t.mmio_read(reg.addr, reg.width // 8)
+        return int.from_bytes(raw, "little")
+
+    async def write(self, name, value):
+        reg = self._reg(name)
+        if reg.access not in ("rw", "wo"):
+            raise DriverError(f"register {name} is {reg.access}, not writable")
+        if value >> reg.width:
+            raise DriverError(f"value {value:#x} does not fit the {reg.width}-bit register {name}")
+        await self.t.mmio_write(reg.addr, value.to_bytes(reg.width // 8, "little"))
+
+    async def read_fields(self, name):
+        return self._reg(name).unpack(await self.read(name))
+
+    async def write_fields(self, name, **fields):
+        await self.write(name, self._reg(name).pack(**fields))
+
+    async def read_build(self):
+        dp = await self.read_fields("BUILD_DATAPATH")
+        dma = await self.read_fields("BUILD_DMA")
+        misc = await self.read_fields("BUILD_MISC")
+        return {
+            "data_width": dp["DATA_WIDTH"], "dma_tags": dp["DMA_TAGS"],
+            "max_payload_size": dma["MAX_PAYLOAD"], "max_read_request_size": dma["MAX_READ_REQ"],
+            "dma_read_buffer": await self.read("BUILD_READ_BUFFER"),
+            "dma_test_mem": await self.read("BUILD_TEST_MEM"),
+            "mmio_max_dw": misc["MMIO_MAX_DW"], "msi_vectors": misc["MSI_VECTORS"],
+            "bar0_size": 1 << misc["BAR0_LOG2"],
+        }
+
+    async def counters(self):
+        return {name: await self.read(name) for name in COUNTER_NAMES}
+
+    async def clear_counters(self):
+        await self.write_fields("COUNTER_CLEAR", CLEAR=1)
+
+    async def soft_reset(self, polls=1000):
+        await self.write_fields("SOFT_RESET", RESET=1)
+        for _ in range(polls):
+            if not (await self.read_fields("STATUS"))["RESET_BUSY"]:
+                return
+        raise DriverError("soft reset did not finish")
+
+    async def enable_irqs(self, on=True):
+        await self.write_fields("CONTROL", IRQ_ENABLE=int(on))
+
+    # ---------------------------------------------------------- DMA self-test
+    async def dma_run(self, *, write, host_addr, length, nic_addr=0, count=1, stride=0, irq=False,
+                      vector=0, timeout_ns=None, poll_limit=1_000_000):
+        """Run ``count`` DMA operations between host memory and NIC memory and
+        wait for the run to end (by MSI when ``irq``, else by polling)."""
+        if irq:
+            await self.write_fields("DMA_TEST_VECTOR", VECTOR=vector)
+        await self.write("DMA_TEST_HOST_ADDR", host_addr)
+        await self.write("DMA_TEST_NIC_ADDR", nic_addr)
+        await self.write("DMA_TEST_LEN", length)
+        await self.write("DMA_TEST_COUNT", count)
+        await self.write("DMA_TEST_STRIDE", stride)
+        before = self.t.irq_count(vector) if irq else 0
+        await self.write_fields("DMA_TEST_CTRL", START=1, WRITE=int(write), IRQ=int(irq))
+        if irq:
+            while self.t.irq_count(vector) == before:
+                if not await self.t.wait_irq(vector, timeout_ns):
+                    raise DriverError(f"no MSI {vector} within {timeout_ns} ns of starting the DMA run")
+            status = await self.read_fields("DMA_TEST_STATUS")
+        else:
+            for _ in range(poll_limit):
+                status = await self.read_fields("DMA_TEST_STATUS")
+                if not status["BUSY"]:
+                    break
+            else:
+                raise DriverError("DMA run still busy after polling")
+        return DmaRun(write=write, length=length, count=count, done=await self.read("DMA_TEST_DONE"),
+                      errors=await self.read("DMA_TEST_ERRORS"), first_error=DmaStatus(status["FIRST_ERROR"]),
+                      cycles=await self.read("DMA_TEST_CYCLES"))
+
+    async def dma_self_test(self, length, *, nic_addr=0, src_offset=0, dst_offset=0, data=None, irq=False):
+        """Host buffer -> NIC memory -> another host buffer, then compare.
+
+        Returns ``(read_run, write_run)``; raises :class:`DriverError` on any
+        error status or if the data that came back differs."""
+        if data is None:
+            data = os.urandom(length)
+        src = self.t.alloc_dma(src_offset + length + 1)
+        dst = self.t.alloc_dma(dst_offset + length + 1)
+        src.write(src_offset, data)
+        dst.write(0, b"\x5a" * dst.size)
+        rd = await self.dma_run(write=False, host_addr=src.addr + src_offset, length=length, nic_addr=nic_addr,
+                                irq=irq)
+        if not rd.ok:
+            raise DriverError(f"DMA read of {length} bytes failed: {rd.first_error.name}, {rd.errors} errors")
+        wr = await self.dma_run(write=True, host_addr=dst.addr + dst_offset, length=length, nic_addr=nic_addr,
+                                irq=irq)
+        if not wr.ok:
+            raise DriverError(f"DMA write of {length} bytes failed: {wr.first_error.name}, {wr.errors} errors")
+        back = dst.read(dst_offset, length)
+        if back != data:
+            bad = next(i for i in range(length) if back[i] != data[i])
+            raise DriverError(f"DMA self-test of {length} bytes: first difference at byte {bad}: "
+                              f"wrote {data[bad]:#04x}, read back {back[bad]:#04x}")
+        if dst.read(0, dst_offset) != b"\x5a" * dst_offset or dst.read(dst_offset + length, 1) != b"\x5a":
+            raise DriverError(f"DMA self-test of {length} bytes wrote outside its destination")
+        return rd, wr
+
+
+__all__ += ["TransportError"]

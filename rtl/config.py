@@ -1,0 +1,112 @@
+"""Build-time configuration of the NIC.
+
+Every component takes a :class:`NicConfig`; the register file publishes it
+(``BUILD_*`` registers) so that the host driver can check what it talks to.
+"""
+
+from dataclasses import dataclass, asdict, replace
+
+__all__ = ["NicConfig", "ConfigError"]
+
+
+class ConfigError(ValueError):
+    """A :class:`NicConfig` parameter is out of range; the message says which and why."""
+
+
+def _is_pow2(n):
+    return n > 0 and (n & (n - 1)) == 0
+
+
+@dataclass(frozen=True)
+class NicConfig:
+    """Parameters of one NIC build.
+
+    data_width
+        Width of the TLP data beats and of every internal data stream, in bits
+        (64, 128 or 256). One beat moves ``data_width // 8`` bytes per cycle.
+    dma_tags
+        Read requests the DMA read engine keeps in flight (PCIe tags), 1 to 256.
+    dma_read_buffer
+        Bytes of completion reorder buffer in the DMA read engine (power of two).
+        Bounds the bytes in flight: to keep the link busy it must cover the
+        host read latency times the datapath width.
+    max_payload_size / max_read_request_size
+        Upper bounds, in bytes, on what the engines use; the values the host
+        programs into the PCIe device control register lower them further.
+    cpl_timeout
+        Default completion timeout of the read engine, in cycles (the
+        ``DMA_CPL_TIMEOUT`` register overrides it at run time).
+    dma_test_mem
+        Bytes of on-chip NIC memory behind the DMA self-test registers.
+    mmio_max_dw
+        Longest MMIO request, in DWORDs, that BAR0 serves; longer reads are
+        answered with Completer Abort, longer writes are dropped and counted.
+    bar0_size
+        Size of BAR0 in bytes (power of two, at least 64 KiB).
+    msi_vectors
+        MSI vectors the function asks for (1, 2, 4, ... 32).
+    """
+
+    data_width: int = 256
+    dma_tags: int = 32
+    dma_read_buffer: int = 16384
+    max_payload_size: int = 512
+    max_read_request_size: int = 512
+    cpl_timeout: int = 50_000
+    dma_test_mem: int = 65536
+    mmio_max_dw: int = 16
+    bar0_size: int = 1 << 20
+    msi_vectors: int = 4
+    vendor_id: int = 0x1234
+    device_id: int = 0x9034
+    revision: int = 1
+
+    def __post_init__(self):
+        if self.data_width not in (64, 128, 256, 512):
+            raise ConfigError(f"data_width must be 64, 128, 256 or 512 bits, not {self.data_width}")
+        if not (2 <= self.dma_tags <= 256) or not _is_pow2(self.dma_tags):
+            raise ConfigError(f"dma_tags must be a power of two from 2 to 256, not {self.dma_tags}")
+        for name in ("max_payload_size", "max_read_request_size"):
+            v = getattr(self, name)
+            if not _is_pow2(v) or not (128 <= v <= 4096):
+                raise ConfigError(f"{name} must be a power of two from 128 to 4096 bytes, not {v}")
+        if self.max_payload_size < self.beat_bytes or self.max_read_request_size < self.beat_bytes:
+            raise ConfigError("max_payload_size and max_read_request_size must be at least one beat "
+                              f"({self.beat_bytes} bytes)")
+        if not _is_pow2(self.dma_read_buffer) or self.dma_read_buffer < 2 * self.max_read_request_size:
+            raise ConfigError("dma_read_buffer must be a power of two of at least two read requests "
+                              f"({2 * self.max_read_request_size} bytes), not {self.dma_read_buffer}")
+        if not _is_pow2(self.dma_test_mem) or self.dma_test_mem < 4 * self.beat_bytes:
+            raise ConfigError(f"dma_test_mem must be a power of two of at least four beats, not {self.dma_test_mem}")
+        if not (1 <= self.mmio_max_dw <= 64):
+            raise ConfigError(f"mmio_max_dw must be from 1 to 64 DWORDs, not {self.mmio_max_dw}")
+        if not _is_pow2(self.bar0_size) or self.bar0_size < 65536:
+            raise ConfigError(f"bar0_size must be a power of two of at least 64 KiB, not {self.bar0_size}")
+        if not _is_pow2(self.msi_vectors) or self.msi_vectors > 32:
+            raise ConfigError(f"msi_vectors must be 1, 2, 4, 8, 16 or 32, not {self.msi_vectors}")
+        if not (16 <= self.cpl_timeout < 1 << 24):
+            raise ConfigError(f"cpl_timeout must be from 16 to 2**24-1 cycles, not {self.cpl_timeout}")
+        if not (0 <= self.vendor_id <= 0xFFFF and 0 <= self.device_id <= 0xFFFF):
+            raise ConfigError("vendor_id and device_id are 16-bit values")
+
+    # Derived quantities, used by RTL, host and tests alike.
+    @property
+    def beat_bytes(self):
+        return self.data_width // 8
+
+    @property
+    def beat_dws(self):
+        return self.data_width // 32
+
+    def key(self):
+        """A short stable name for build caches and test ids."""
+        default = asdict(NicConfig())
+        parts = [f"w{self.data_width}"]
+        parts += [f"{k}{v}" for k, v in asdict(self).items() if k != "data_width" and default[k] != v]
+        return "-".join(parts)
+
+    def with_(self, **kw):
+        return replace(self, **kw)
+
+    def as_dict(self):
+        return asdict(self)

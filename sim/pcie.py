@@ -1,0 +1,527 @@
+"""The PCIe endpoint model: joins a cocotbext-pcie ``RootComplex`` to the DUT's
+TLP streams.
+
+``PtlnicDevice`` is a cocotbext-pcie ``Device`` with one function that owns the
+configuration space (BAR0, an MSI capability, the PCIe capability). Memory
+requests from the host that hit BAR0 are turned into beats on the DUT's
+``i_tlp`` stream; the DUT's ``o_tlp`` stream is decoded here: completions go
+back to the root complex, memory writes land in the root complex's memory
+(MSI addresses included, which fires its MSI vectors), and memory reads are
+served from that memory by a completer whose knobs stress the DMA engine:
+host read latency in cycles, completion splitting at the read completion
+boundary (largest, every boundary, or random), reordering of completions
+across requests, back-pressure on ``o_tlp``, idle cycles on ``i_tlp`` and a
+fault hook that answers chosen requests with UR, CA, a wrong tag, a wrong
+length, or nothing at all.
+
+Every TLP the DUT sends is checked against the rules a root complex would
+enforce (4 KiB boundaries, MPS, MRRS, byte enables, tags, bus mastering,
+framing); violations are collected in ``protocol_errors``.
+
+One coroutine serves both streams and sleeps while they are idle, so Python
+runs on a clock edge only while traffic flows.
+"""
+
+import heapq
+import logging
+import random
+import struct
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import cocotb
+from cocotb.queue import Queue
+from cocotb.triggers import Event, First, RisingEdge, Timer
+from cocotb.utils import get_sim_time
+from cocotbext.pcie.core import Device, Endpoint
+from cocotbext.pcie.core.caps import MsiCapability
+from cocotbext.pcie.core.tlp import Tlp, TlpType, CplStatus as CocoCplStatus
+from cocotbext.pcie.core.utils import PcieId
+
+from rtl.pcie.tlp import (FMT_TYPE_CPL, FMT_TYPE_CPLD, FMT_TYPE_MRD32, FMT_TYPE_MRD64, FMT_TYPE_MWR32,
+                          FMT_TYPE_MWR64, CplStatus, be_byte_count, hdr_get, tlp_beat_layout)
+from .signals import FastSignal
+
+__all__ = ["LinkKnobs", "BeatCodec", "PtlnicDevice", "tlp_to_hdr", "hdr_to_tlp"]
+
+
+@dataclass
+class LinkKnobs:
+    """How the model's completer and link behave.
+
+    read_latency  cycles from a MemRd leaving the DUT to its first completion
+                  being offered to the DUT
+    split         'max': completions as large as MPS allows, cut at RCB;
+                  'rcb': a completion per read completion boundary;
+                  'random': cuts at randomly chosen RCB boundaries
+    rcb           read completion boundary in bytes (64 or 128)
+    reorder       interleave completions of different requests at random
+    tx_pause      probability that ``o_tlp.ready`` is low in a cycle
+    rx_gap        probability of an idle cycle between two ``i_tlp`` beats
+    fault         ``fault(request) -> None | 'ur' | 'ca' | 'drop' | 'bad_tag'
+                  | 'bad_len'``, called for every DMA read request
+    seed          seed of the knobs' random choices
+    """
+    read_latency: int = 0
+    split: str = "max"
+    rcb: int = 64
+    reorder: bool = False
+    tx_pause: float = 0.0
+    rx_gap: float = 0.0
+    fault: Optional[Callable] = None
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.split not in ("max", "rcb", "random"):
+            raise ValueError(f"split must be 'max', 'rcb' or 'random', not {self.split!r}")
+        if self.rcb not in (64, 128):
+            raise ValueError(f"rcb must be 64 or 128 bytes, not {self.rcb}")
+        if self.read_latency < 0:
+            raise ValueError(f"read_latency must be >= 0 cycles, not {self.read_latency}")
+
+
+class BeatCodec:
+    """Packs and unpacks the DUT's TLP beats with the layout defined in ``rtl``."""
+
+    def __init__(self, data_width):
+        layout = tlp_beat_layout(data_width)
+        self.width = layout.size
+        self.beat_bytes = data_width // 8
+        off = {name: (f.offset, f.width) for name, f in layout}
+        self.o_hdr = off["hdr"][0]
+        self.o_data = off["data"][0]
+        self.o_nbytes, w_nbytes = off["nbytes"]
+        self.m_nbytes = (1 << w_nbytes) - 1
+        self.o_sop = off["sop"][0]
+        self.o_eop = off["eop"][0]
+        self.o_bar, w_bar = off["bar"]
+        self.m_data = (1 << data_width) - 1
+
+    def pack(self, hdr, data, nbytes, sop, eop, bar=0):
+        return ((hdr << self.o_hdr) | (data << self.o_data) | (nbytes << self.o_nbytes)
+                | (sop << self.o_sop) | (eop << self.o_eop) | (bar << self.o_bar))
+
+    def unpack(self, v):
+        return ((v >> self.o_hdr) & ((1 << 128) - 1), (v >> self.o_data) & self.m_data,
+                (v >> self.o_nbytes) & self.m_nbytes, (v >> self.o_sop) & 1, (v >> self.o_eop) & 1)
+
+    def beats(self, hdr, payload=b"", bar=0):
+        """The beats of one TLP (a header-only TLP is one beat with no bytes)."""
+        bb = self.beat_bytes
+        if not payload:
+            return [self.pack(hdr, 0, 0, 1, 1, bar)]
+        out = []
+        n = len(payload)
+        for i in range(0, n, bb):
+            chunk = payload[i:i + bb]
+            out.append(self.pack(hdr, int.from_bytes(chunk, "little"), len(chunk), int(i == 0),
+                                 int(i + bb >= n), bar))
+        return out
+
+
+def tlp_to_hdr(tlp):
+    raw = tlp.pack_header()
+    dws = struct.unpack(f">{len(raw) // 4}L", raw)
+    return sum(dw << (32 * i) for i, dw in enumerate(dws))
+
+
+def hdr_to_tlp(hdr, payload=b""):
+    fmt = hdr_get(hdr, "req.dw0.fmt")
+    ndw = 4 if fmt & 1 else 3
+    raw = struct.pack(f">{ndw}L", *[(hdr >> (32 * i)) & 0xFFFFFFFF for i in range(ndw)])
+    tlp = Tlp.unpack_header(raw)
+    if fmt & 2:
+        tlp.data = bytearray(payload)
+    return tlp
+
+
+def _req_addr(hdr):
+    fmt = hdr_get(hdr, "req.dw0.fmt")
+    if fmt & 1:
+        return (hdr_get(hdr, "req.dw2") << 32) | (hdr_get(hdr, "req.dw3") & ~3)
+    return hdr_get(hdr, "req.dw2") & ~3
+
+
+def _fmt_type(hdr):
+    return (hdr_get(hdr, "req.dw0.fmt") << 5 | hdr_get(hdr, "req.dw0.type")) & 0x7F
+
+
+def _length_dw(hdr):
+    return hdr_get(hdr, "req.dw0.length") or 1024
+
+
+def _cpl_hdr(*, status, byte_count, lower_address, length_dw, tag, requester_id, completer_id, with_data):
+    fmt_type = FMT_TYPE_CPLD if with_data else FMT_TYPE_CPL
+    dw0 = (length_dw & 0x3FF if with_data else 0) | ((fmt_type & 0x1F) << 24) | ((fmt_type >> 5) << 29)
+    dw1 = (byte_count & 0xFFF) | (status << 13) | (completer_id << 16)
+    dw2 = (lower_address & 0x7F) | ((tag & 0xFF) << 8) | (requester_id << 16)
+    return dw0 | (dw1 << 32) | (dw2 << 64)
+
+
+class PtlnicFunction(Endpoint):
+    """Configuration space of the NIC's PCIe function."""
+
+    def __init__(self, device, config, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.device = device
+        self.vendor_id = config.vendor_id
+        self.device_id = config.device_id
+        self.revision_id = config.revision
+        self.class_code = 0x020000  # network controller, Ethernet
+        self.pcie_cap.max_payload_size_supported = 5  # 4096 bytes
+        self.pcie_cap.extended_tag_supported = True
+        self.msi_cap = MsiCapability()
+        self.msi_cap.msi_multiple_message_capable = (config.msi_vectors - 1).bit_length()
+        self.msi_cap.msi_64bit_address_capable = 1
+        self.register_capability(self.msi_cap)
+        self.configure_bar(0, config.bar0_size)
+        for t in (TlpType.MEM_READ, TlpType.MEM_READ_64, TlpType.MEM_WRITE, TlpType.MEM_WRITE_64):
+            self.register_rx_tlp_handler(t, self._handle_mem)
+
+    async def _handle_mem(self, tlp):
+        bar = self.match_bar(tlp.address)
+        bar_id = bar[0] if bar else 7
+        self.device.host_request(tlp, bar_id)
+
+    async def handle_config_0_write_tlp(self, tlp):
+        await super().handle_config_0_write_tlp(tlp)
+        self.device.push_cfg()
+
+
+class PtlnicDevice(Device):
+    """The NIC behind its PCIe link, as the root complex sees it.
+
+    dut       the cocotb handle of the ``ptlnic`` top level
+    clk       its clock; ``period`` is the clock period in simulator steps
+    config    the ``NicConfig`` the model was built with
+    knobs     :class:`LinkKnobs`
+    """
+
+    def __init__(self, dut, clk, period, config, knobs=None, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.log = logging.getLogger("cocotb.ptlnic.pcie")
+        self.dut = dut
+        self.clk = clk
+        self.period = period
+        self.config = config
+        self.knobs = knobs or LinkKnobs()
+        self.rng = random.Random(self.knobs.seed)
+        self.host_memory = None  # set by the testbench: the root complex's AddressSpace
+        self.fn = PtlnicFunction(self, config)
+        self.append_function(self.fn)
+        self.codec = BeatCodec(config.data_width)
+
+        self.i_payload = FastSignal(dut.i_tlp__payload)
+        self.i_valid = FastSignal(dut.i_tlp__valid)
+        self.i_ready = FastSignal(dut.i_tlp__ready)
+        self.o_payload = FastSignal(dut.o_tlp__payload)
+        self.o_valid = FastSignal(dut.o_tlp__valid)
+        self.o_ready = FastSignal(dut.o_tlp__ready)
+
+        self.protocol_errors = []
+        self.tx_observers = []       # callables(fmt_type, hdr, payload) for every DUT TLP
+        self.stats = {"tx_tlps": 0, "rx_tlps": 0, "mwr_bytes": 0, "cpl_bytes": 0, "faults": 0}
+
+        self._wake = Event()
+        self._host_q = deque()       # beat lists of host requests, sent first
+        self._cpl_q = {}             # tag -> deque of (release cycle, seq, beats)
+        self._cpl_heap = []          # (release cycle, seq, tag) of queued completions
+        self._seq = 0
+        self._outstanding = {}       # tag -> remaining completion TLPs
+        self._upstream = Queue()
+        self._rx = None              # beats of the TLP being sent to the DUT
+        self._rx_i = 0
+        self._tx_hdr = None
+        self._tx_data = bytearray()
+        self._ready_now = 1
+
+        self.push_cfg()
+        self.i_valid.set(0)
+        self.o_ready.set(1)
+        cocotb.start_soon(self._link())
+        cocotb.start_soon(self._send_upstream())
+
+    # ------------------------------------------------------------ config state
+    def push_cfg(self):
+        fn, d = self.fn, self.dut
+        msi = fn.msi_cap
+        d.cfg__requester_id.value = int(fn.pcie_id)
+        d.cfg__bus_master.value = int(bool(fn.bus_master_enable))
+        d.cfg__mps.value = fn.pcie_cap.max_payload_size
+        d.cfg__mrrs.value = fn.pcie_cap.max_read_request_size
+        d.cfg__msi_enable.value = int(bool(msi.msi_enable))
+        d.cfg__msi_addr.value = msi.msi_message_address
+        d.cfg__msi_data.value = msi.msi_message_data & 0xFFFF
+        d.cfg__msi_mme.value = msi.msi_multiple_message_enable
+
+    @property
+    def mps(self):
+        return 128 << self.fn.pcie_cap.max_payload_size
+
+    @property
+    def mrrs(self):
+        return 128 << self.fn.pcie_cap.max_read_request_size
+
+    def cycle(self):
+        return get_sim_time("step") // self.period
+
+    # ------------------------------------------------------- host -> DUT side
+    def host_request(self, tlp, bar_id):
+        hdr = tlp_to_hdr(tlp)
+        payload = bytes(tlp.data) if tlp.fmt_type in (TlpType.MEM_WRITE, TlpType.MEM_WRITE_64) else b""
+        self._host_q.append(self.codec.beats(hdr, payload, bar_id))
+        self._wake.set()
+
+    def _next_rx(self, now):
+        """Beats of the next TLP to send to the DUT, or None."""
+        if self._host_q:
+            return self._host_q.popleft()
+        heap = self._cpl_heap
+        if not heap or heap[0][0] > now:
+            return None
+        if self.knobs.reorder:
+            due = [e for e in heap if e[0] <= now]
+            pick = self.rng.choice(due)
+            heap.remove(pick)
+            heapq.heapify(heap)
+        else:
+            pick = heapq.heappop(heap)
+        tag = pick[2]
+        q = self._cpl_q[tag]
+        _, _, beats = q.popleft()
+        if q:
+            heapq.heappush(heap, (max(q[0][0], now), q[0][1], tag))
+        else:
+            del self._cpl_q[tag]
+        return beats
+
+    def _queue_completions(self, tag, cpls, release):
+        q = self._cpl_q.setdefault(tag, deque())
+        was_empty = not q
+        for hdr, payload in cpls:
+            self._seq += 1
+            q.append((release, self._seq, self.codec.beats(hdr, payload)))
+        if was_empty and q:
+            heapq.heappush(self._cpl_heap, (q[0][0], q[0][1], tag))
+
+    # ------------------------------------------------------- DUT -> host side
+    def _error(self, msg):
+        self.log.error("protocol violation: %s", msg)
+        self.protocol_errors.append(msg)
+
+    async def _tx_tlp(self, hdr, payload, now):
+        ft = _fmt_type(hdr)
+        self.stats["tx_tlps"] += 1
+        for obs in self.tx_observers:
+            obs(ft, hdr, bytes(payload))
+        length = _length_dw(hdr)
+        if ft in (FMT_TYPE_MWR32, FMT_TYPE_MWR64, FMT_TYPE_MRD32, FMT_TYPE_MRD64):
+            addr = _req_addr(hdr)
+            first_be = hdr_get(hdr, "req.dw1.first_be")
+            last_be = hdr_get(hdr, "req.dw1.last_be")
+            if (ft in (FMT_TYPE_MWR64, FMT_TYPE_MRD64)) and addr < (1 << 32):
+                self._error(f"4-DW header for a 32-bit address {addr:#x}")
+            if (addr & 0xFFF) + 4 * length > 0x1000:
+                self._error(f"request at {addr:#x} of {length} DW crosses a 4 KiB boundary")
+            if length == 1 and last_be != 0:
+                self._error(f"1-DW request with last_be {last_be:#x}")
+            if length > 1 and (first_be == 0 or last_be == 0):
+                self._error(f"{length}-DW request with first_be {first_be:#x} last_be {last_be:#x}")
+            if not self.fn.bus_master_enable:
+                self._error(f"request at {addr:#x} with bus mastering disabled")
+        if ft in (FMT_TYPE_MWR32, FMT_TYPE_MWR64):
+            if len(payload) != 4 * length:
+                self._error(f"MemWr with length {length} DW carries {len(payload)} bytes")
+                return
+            if 4 * length > self.mps:
+                self._error(f"MemWr of {4 * length} bytes exceeds MPS {self.mps}")
+            await self._write_memory(_req_addr(hdr), payload, hdr_get(hdr, "req.dw1.first_be"),
+                                     hdr_get(hdr, "req.dw1.last_be"), length)
+        elif ft in (FMT_TYPE_MRD32, FMT_TYPE_MRD64):
+            if payload:
+                self._error("MemRd with payload")
+            if 4 * length > self.mrrs:
+                self._error(f"MemRd of {4 * length} bytes exceeds MRRS {self.mrrs}")
+            await self._serve_read(hdr, now)
+        elif ft in (FMT_TYPE_CPL, FMT_TYPE_CPLD):
+            if ft == FMT_TYPE_CPLD and len(payload) != 4 * length:
+                self._error(f"CplD with length {length} DW carries {len(payload)} bytes")
+            tlp = hdr_to_tlp(hdr, payload)
+            if tlp.completer_id != self.fn.pcie_id:
+                self._error(f"completion with completer ID {tlp.completer_id}, expected {self.fn.pcie_id}")
+            self._upstream.put_nowait(tlp)
+        else:
+            self._error(f"unexpected TLP fmt/type {ft:#04x}")
+
+    async def _write_memory(self, addr, payload, first_be, last_be, length):
+        masks = [first_be] + [0xF] * (length - 2) + ([last_be] if length > 1 else [])
+        run_start = None
+        n = 4 * length
+        self.stats["mwr_bytes"] += sum(bin(b).count("1") for b in masks)
+        for i in range(n + 1):
+            on = i < n and (masks[i >> 2] >> (i & 3)) & 1
+            if on and run_start is None:
+                run_start = i
+            elif not on and run_start is not None:
+                try:
+                    await self.host_memory.write(addr + run_start, payload[run_start:i])
+                except Exception as exc:
+                    self._error(f"MemWr to unmapped host address {addr + run_start:#x}: {exc}")
+                run_start = None
+
+    async def _serve_read(self, hdr, now):
+        tag = hdr_get(hdr, "req.dw1.tag") | (hdr_get(hdr, "req.dw0.tag8") << 8) | (hdr_get(hdr, "req.dw0.tag9") << 9)
+        if tag in self._outstanding:
+            self._error(f"MemRd reuses tag {tag} while it is outstanding")
+        length = _length_dw(hdr)
+        dw_addr = _req_addr(hdr)
+        first_be = hdr_get(hdr, "req.dw1.first_be")
+        last_be = hdr_get(hdr, "req.dw1.last_be")
+        byte_count = be_byte_count(first_be, last_be, length)
+        first = dw_addr + ((first_be & -first_be).bit_length() - 1 if first_be else 0)
+        rid = hdr_get(hdr, "req.dw1.requester_id")
+        cid = int(self.fn.pcie_id)
+        k = self.knobs
+        fault = k.fault({"addr": first, "len": byte_count, "tag": tag}) if k.fault else None
+        release = now + k.read_latency
+        common = dict(tag=tag, requester_id=rid, completer_id=cid)
+        if fault:
+            self.stats["faults"] += 1
+        if fault == "drop":
+            return
+        if fault in ("ur", "ca"):
+            status = CplStatus.UR if fault == "ur" else CplStatus.CA
+            self._queue_completions(tag, [(_cpl_hdr(status=status, byte_count=byte_count, lower_address=0,
+                                                    length_dw=0, with_data=False, **common), b"")], release)
+            self._outstanding[tag] = 1
+            return
+        try:
+            data = await self.host_memory.read(dw_addr, 4 * length)
+        except Exception:
+            self._queue_completions(tag, [(_cpl_hdr(status=CplStatus.UR, byte_count=byte_count, lower_address=0,
+                                                    length_dw=0, with_data=False, **common), b"")], release)
+            self._outstanding[tag] = 1
+            return
+        cpls = []
+        cur, end, remaining = first, first + byte_count, byte_count
+        mps, rcb = self.mps, k.rcb
+        while remaining:
+            start_dw = cur & ~3
+            limit = start_dw + mps                      # payload may not exceed MPS
+            if (end + 3) & ~3 <= limit:
+                cut_hi = end
+            else:
+                cut_hi = limit & ~(rcb - 1)             # largest cut at an RCB boundary
+            first_cut = min(((cur // rcb) + 1) * rcb, end)
+            if k.split == "max":
+                cut = cut_hi
+            elif k.split == "rcb":
+                cut = first_cut
+            else:
+                choices = list(range(first_cut, cut_hi, rcb)) + [cut_hi]
+                cut = self.rng.choice(choices)
+            nbytes = cut - cur
+            pay_end = (cut + 3) & ~3
+            payload = data[start_dw - dw_addr:pay_end - dw_addr]
+            cpls.append((_cpl_hdr(status=CplStatus.SC, byte_count=remaining, lower_address=cur,
+                                  length_dw=len(payload) // 4, with_data=True, **common), payload))
+            self.stats["cpl_bytes"] += nbytes
+            remaining -= nbytes
+            cur = cut
+        if fault == "bad_tag":
+            bad = (tag + 1 + self.rng.randrange(255)) & 0xFF
+            cpls = [(h & ~(0xFF << 72) | (bad << 72), p) for h, p in cpls]
+            tag_q = bad
+        elif fault == "bad_len":
+            h, p = cpls[0]
+            bc = hdr_get(h, "cpl.dw1.byte_count")
+            cpls = [((h & ~(0xFFF << 32)) | (((bc + 4) & 0xFFF) << 32), p)]
+            tag_q = tag
+        else:
+            tag_q = tag
+            self._outstanding[tag] = len(cpls)
+        self._queue_completions(tag_q, cpls, release)
+
+    async def _send_upstream(self):
+        while True:
+            tlp = await self._upstream.get()
+            await self.fn.send(tlp)
+
+    # ------------------------------------------------------------- link loop
+    async def _link(self):
+        codec = self.codec
+        k = self.knobs
+        rng = self.rng
+        rx_driven = 0        # beat value currently driven with valid, or 0
+        rx_valid = 0
+        in_tlp = False
+        while True:
+            idle = (not rx_valid and self._rx is None and not self._host_q
+                    and not (self._cpl_heap and self._cpl_heap[0][0] <= self.cycle()))
+            if idle and not self.o_valid.get():
+                self._wake.clear()
+                waits = [self._wake.wait(), RisingEdge(self.dut.o_tlp__valid)]
+                if self._cpl_heap:
+                    delta = (self._cpl_heap[0][0] - self.cycle()) * self.period - self.period // 2
+                    if delta > 0:
+                        waits.append(Timer(delta, "step"))
+                await First(*waits)
+            await RisingEdge(self.clk)
+            now = self.cycle()
+
+            # DUT -> host: a beat moves when valid and ready were both high at this edge.
+            if self._ready_now and self.o_valid.get():
+                hdr, data, nbytes, sop, eop = codec.unpack(self.o_payload.get())
+                if sop:
+                    if in_tlp:
+                        self._error("o_tlp: sop inside a TLP")
+                    self._tx_hdr = hdr
+                    self._tx_data = bytearray()
+                elif not in_tlp:
+                    self._error("o_tlp: beat without sop")
+                if nbytes:
+                    self._tx_data += data.to_bytes(codec.beat_bytes, "little")[:nbytes]
+                in_tlp = not eop
+                if eop:
+                    await self._tx_tlp(self._tx_hdr, self._tx_data, now)
+            if k.tx_pause:
+                r = int(rng.random() >= k.tx_pause)
+                if r != self._ready_now:
+                    self._ready_now = r
+                    self.o_ready.set(r)
+
+            # host -> DUT
+            if rx_valid and self.i_ready.get():
+                self._rx_i += 1
+                if self._rx_i == len(self._rx):
+                    self._note_delivered(self._rx[0])
+                    self._rx = None
+            if self._rx is None:
+                self._rx = self._next_rx(now)
+                self._rx_i = 0
+            want = self._rx is not None and not (k.rx_gap and rng.random() < k.rx_gap)
+            if want:
+                beat = self._rx[self._rx_i]
+                if beat != rx_driven or not rx_valid:
+                    self.i_payload.set(beat)
+                    rx_driven = beat
+                if not rx_valid:
+                    self.i_valid.set(1)
+                    rx_valid = 1
+            elif rx_valid:
+                self.i_valid.set(0)
+                rx_valid = 0
+
+    def _note_delivered(self, first_beat):
+        """Count down the completions of a read as they reach the DUT."""
+        self.stats["rx_tlps"] += 1
+        hdr = self.codec.unpack(first_beat)[0]
+        if _fmt_type(hdr) in (FMT_TYPE_CPL, FMT_TYPE_CPLD):
+            tag = hdr_get(hdr, "cpl.dw2.tag")
+            left = self._outstanding.get(tag)
+            if left is not None:
+                if left <= 1:
+                    del self._outstanding[tag]
+                else:
+                    self._outstanding[tag] = left - 1

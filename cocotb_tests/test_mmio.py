@@ -24,12 +24,10 @@ class RegFileModel:
 
     def __init__(self, config):
         self.consts = const_values(config)
-        self.values = {}
+        self.values = dict(reset_values(config))
+        self.values["CONTROL"] = REGMAP["CONTROL"].pack(IRQ_ENABLE=1)   # the driver enabled interrupts
         self.unmapped_rd = 0
         self.bad_wr = 0
-        for reg in REGMAP:
-            if reg.access == "rw":
-                self.values[reg.name] = reset_values(config)[reg.name]
 
     def read_dw(self, dw):
         """Expected DWORD at ``dw``, or None when it cannot be predicted."""
@@ -240,6 +238,7 @@ async def soft_reset_restores_defaults_and_clears_counters(dut):
     await nic.soft_reset()
     assert await nic.read("SCRATCH") == 0
     assert await nic.read("SCRATCH64") == 0
+    assert (await nic.read_fields("CONTROL"))["IRQ_ENABLE"] == 1, "the driver restores its interrupt enable"
     assert await nic.read("DMA_CPL_TIMEOUT") == tb.config.cpl_timeout
     assert await nic.read("ERR_MMIO_UNMAPPED_RD") == 0
     assert await nic.read("MAGIC") == const_values(tb.config)["MAGIC"]

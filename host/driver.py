@@ -46,6 +46,7 @@ class PtlNic:
         self.t = transport
         self.regs = REGMAP
         self.build = None
+        self._irqs_on = False
 
     @classmethod
     async def open(cls, transport):
@@ -61,6 +62,7 @@ class PtlNic:
             raise DriverError(f"register map version {ver['MAJOR']}.{ver['MINOR']} is not supported "
                               f"(driver speaks {VERSION[0]}.x)")
         nic.build = await nic.read_build()
+        await nic.enable_irqs()
         return nic
 
     # ---------------------------------------------------------- registers
@@ -109,13 +111,17 @@ class PtlNic:
         await self.write_fields("COUNTER_CLEAR", CLEAR=1)
 
     async def soft_reset(self, polls=1000):
+        """Reset the NIC's engines and registers, then restore what the driver set up."""
         await self.write_fields("SOFT_RESET", RESET=1)
         for _ in range(polls):
             if not (await self.read_fields("STATUS"))["RESET_BUSY"]:
-                return
-        raise DriverError("soft reset did not finish")
+                break
+        else:
+            raise DriverError("soft reset did not finish")
+        await self.enable_irqs(self._irqs_on)
 
     async def enable_irqs(self, on=True):
+        self._irqs_on = on
         await self.write_fields("CONTROL", IRQ_ENABLE=int(on))
 
     # ---------------------------------------------------------- DMA self-test
@@ -135,7 +141,10 @@ class PtlNic:
         if irq:
             while self.t.irq_count(vector) == before:
                 if not await self.t.wait_irq(vector, timeout_ns):
-                    raise DriverError(f"no MSI {vector} within {timeout_ns} ns of starting the DMA run")
+                    status = await self.read_fields("DMA_TEST_STATUS")
+                    raise DriverError(f"no MSI {vector} within {timeout_ns} ns of starting the DMA run; "
+                                      f"DMA_TEST_STATUS {status}, DONE {await self.read('DMA_TEST_DONE')}, "
+                                      f"STATUS {await self.read_fields('STATUS')}")
             status = await self.read_fields("DMA_TEST_STATUS")
         else:
             for _ in range(poll_limit):

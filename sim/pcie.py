@@ -430,7 +430,7 @@ class PtlnicDevice(Device):
             remaining -= nbytes
             cur = cut
         if fault == "bad_tag":
-            bad = (tag + 1 + self.rng.randrange(255)) & 0xFF
+            bad = tag ^ 0x80        # a tag the NIC never has outstanding (it uses fewer than 128)
             cpls = [(h & ~(0xFF << 72) | (bad << 72), p) for h, p in cpls]
             tag_q = bad
         elif fault == "bad_len":
@@ -485,11 +485,10 @@ class PtlnicDevice(Device):
                 in_tlp = not eop
                 if eop:
                     await self._tx_tlp(self._tx_hdr, self._tx_data, now)
-            if k.tx_pause:
-                r = int(rng.random() >= k.tx_pause)
-                if r != self._ready_now:
-                    self._ready_now = r
-                    self.o_ready.set(r)
+            r = int(rng.random() >= k.tx_pause) if k.tx_pause else 1
+            if r != self._ready_now:
+                self._ready_now = r
+                self.o_ready.set(r)
 
             # host -> DUT
             if rx_valid and self.i_ready.get():

@@ -29,7 +29,9 @@ def run_cocotb(module, config, *, testcase=None, name=None, env=None, seed=None,
     Returns the path of the results file.
     """
     m = build_model("ptlnic", config)
-    name = name or re.sub(r"[^\w.-]+", "_", f"{module.rsplit('.', 1)[-1]}-{config.key()}-{testcase or 'all'}")
+    if name is None:
+        which = "all" if testcase is None else (testcase if isinstance(testcase, str) else "+".join(testcase))
+        name = re.sub(r"[^\w.+-]+", "_", f"{module.rsplit('.', 1)[-1]}-{config.key()}-{which}")[:120]
     run_dir = BUILD / "runs" / name
     run_dir.mkdir(parents=True, exist_ok=True)
     results = run_dir / "results.xml"

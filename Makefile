@@ -10,8 +10,8 @@ STAMP  := $(VENV)/.ptlnic-deps
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "error: '$(PYTHON) -m venv' failed; Python 3.11 with the venv module is needed" >&2; exit 1; }
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	@echo "installing the pinned dependencies into $(VENV) (first run only; log in $(VENV)/install.log)"
+	@$(PY) -m pip install -e . > $(VENV)/install.log 2>&1 || { tail -30 $(VENV)/install.log; exit 1; }
 	@touch $@
 
 demo: $(STAMP)
@@ -24,7 +24,7 @@ bench: $(STAMP)
 	$(PY) -m sim.bench
 
 synth: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[synth]'
+	@$(PY) -m pip install -e '.[synth]' >> $(VENV)/install.log 2>&1 || { tail -30 $(VENV)/install.log; exit 1; }
 	$(PY) -m sim.synth
 
 clean:

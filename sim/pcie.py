@@ -34,6 +34,7 @@ import cocotb
 from cocotb.queue import Queue
 from cocotb.triggers import Event, First, RisingEdge, Timer
 from cocotb.utils import get_sim_time
+from cocotbext.axi.address_space import AddressSpace, MemoryRegion
 from cocotbext.pcie.core import Device, Endpoint
 from cocotbext.pcie.core.caps import MsiCapability
 from cocotbext.pcie.core.tlp import Tlp, TlpType, CplStatus as CocoCplStatus
@@ -208,6 +209,7 @@ class PtlnicDevice(Device):
         self.knobs = knobs or LinkKnobs()
         self.rng = random.Random(self.knobs.seed)
         self.host_memory = None  # set by the testbench: the root complex's AddressSpace
+        self._mem_cache = []
         self.fn = PtlnicFunction(self, config)
         self.append_function(self.fn)
         self.codec = BeatCodec(config.data_width)
@@ -265,6 +267,48 @@ class PtlnicDevice(Device):
 
     def cycle(self):
         return get_sim_time("step") // self.period
+
+    # ------------------------------------------------------------ host memory
+    def _plain_memory(self, addr, length):
+        """``(buffer, offset)`` when ``[addr, addr + length)`` lies inside one plain
+        memory region of the root complex's address space, else None (then the
+        access goes through the address space, which also reaches MSI and any
+        other special region). Lookups are cached: DMA hits few buffers."""
+        for start, end, mem, delta in self._mem_cache:
+            if start <= addr and addr + length <= end:
+                return mem, addr - delta
+        space, base = self.host_memory, 0
+        while True:
+            hits = space.find_regions(addr - base, length)
+            if len(hits) != 1:
+                return None
+            rbase, rsize, offset, region = hits[0]
+            if offset is None or not (rbase <= addr - base and addr - base + length <= rbase + rsize):
+                return None
+            if isinstance(region, MemoryRegion) and type(region) is MemoryRegion:
+                start = base + rbase
+                self._mem_cache.insert(0, (start, start + rsize, region.mem, start - offset))
+                del self._mem_cache[8:]
+                return region.mem, addr - start + offset
+            if isinstance(region, AddressSpace):
+                space, base = region, base + rbase - offset
+                continue
+            return None
+
+    async def _mem_write(self, addr, data):
+        hit = self._plain_memory(addr, len(data))
+        if hit:
+            mem, off = hit
+            mem[off:off + len(data)] = data
+        else:
+            await self.host_memory.write(addr, data)
+
+    async def _mem_read(self, addr, length):
+        hit = self._plain_memory(addr, length)
+        if hit:
+            mem, off = hit
+            return bytes(mem[off:off + length])
+        return await self.host_memory.read(addr, length)
 
     # ------------------------------------------------------- host -> DUT side
     def host_request(self, tlp, bar_id):
@@ -355,20 +399,28 @@ class PtlnicDevice(Device):
             self._error(f"unexpected TLP fmt/type {ft:#04x}")
 
     async def _write_memory(self, addr, payload, first_be, last_be, length):
-        masks = [first_be] + [0xF] * (length - 2) + ([last_be] if length > 1 else [])
-        run_start = None
+        """Apply a MemWr under its byte enables: only the first and last DWORD
+        can be partial, so the enabled bytes form at most a few runs."""
         n = 4 * length
-        self.stats["mwr_bytes"] += sum(bin(b).count("1") for b in masks)
-        for i in range(n + 1):
-            on = i < n and (masks[i >> 2] >> (i & 3)) & 1
-            if on and run_start is None:
-                run_start = i
-            elif not on and run_start is not None:
-                try:
-                    await self.host_memory.write(addr + run_start, payload[run_start:i])
-                except Exception as exc:
-                    self._error(f"MemWr to unmapped host address {addr + run_start:#x}: {exc}")
-                run_start = None
+        if length == 1:
+            masks = ((0, first_be),)
+        else:
+            masks = ((0, first_be), (n - 4, last_be))
+        enabled = bytearray(b"\x01") * n
+        for base, be in masks:
+            for b in range(4):
+                if not be >> b & 1:
+                    enabled[base + b] = 0
+        self.stats["mwr_bytes"] += enabled.count(1)
+        start = enabled.find(1)
+        while start >= 0:
+            end = enabled.find(0, start)
+            end = n if end < 0 else end
+            try:
+                await self._mem_write(addr + start, payload[start:end])
+            except Exception as exc:
+                self._error(f"MemWr to unmapped host address {addr + start:#x}: {exc}")
+            start = enabled.find(1, end)
 
     async def _serve_read(self, hdr, now):
         tag = hdr_get(hdr, "req.dw1.tag") | (hdr_get(hdr, "req.dw0.tag8") << 8) | (hdr_get(hdr, "req.dw0.tag9") << 9)
@@ -397,7 +449,7 @@ class PtlnicDevice(Device):
             self._outstanding[tag] = 1
             return
         try:
-            data = await self.host_memory.read(dw_addr, 4 * length)
+            data = await self._mem_read(dw_addr, 4 * length)
         except Exception:
             self._queue_completions(tag, [(_cpl_hdr(status=CplStatus.UR, byte_count=byte_count, lower_address=0,
                                                     length_dw=0, with_data=False, **common), b"")], release)
@@ -456,19 +508,25 @@ class PtlnicDevice(Device):
         rx_driven = 0        # beat value currently driven with valid, or 0
         rx_valid = 0
         in_tlp = False
+        now = self.cycle()
+        clk_edge = RisingEdge(self.clk)
+        valid_rise = RisingEdge(self.dut.o_tlp__valid)
         while True:
             idle = (not rx_valid and self._rx is None and not self._host_q
-                    and not (self._cpl_heap and self._cpl_heap[0][0] <= self.cycle()))
+                    and not (self._cpl_heap and self._cpl_heap[0][0] <= now))
             if idle and not self.o_valid.get():
                 self._wake.clear()
-                waits = [self._wake.wait(), RisingEdge(self.dut.o_tlp__valid)]
+                waits = [self._wake.wait(), valid_rise]
                 if self._cpl_heap:
                     delta = (self._cpl_heap[0][0] - self.cycle()) * self.period - self.period // 2
                     if delta > 0:
                         waits.append(Timer(delta, "step"))
                 await First(*waits)
-            await RisingEdge(self.clk)
-            now = self.cycle()
+                await clk_edge
+                now = self.cycle()
+            else:
+                await clk_edge
+                now += 1
 
             # DUT -> host: a beat moves when valid and ready were both high at this edge.
             if self._ready_now and self.o_valid.get():

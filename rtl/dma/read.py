@@ -115,8 +115,8 @@ class DmaReadEngine(wiring.Component):
         t_done = Array(Signal(name=f"t_done{i}") for i in range(NT))
 
         # Per-request records for the read-out side, and statuses from retirement.
-        op_fifo = m.submodules.op_fifo = fifo.SyncFIFOBuffered(width=LEN_BITS + STATUS_BITS, depth=16)
-        st_fifo = m.submodules.st_fifo = fifo.SyncFIFOBuffered(width=STATUS_BITS, depth=16)
+        op_fifo = m.submodules.op_fifo = fifo.SyncFIFOBuffered(width=LEN_BITS + STATUS_BITS, depth=NT)
+        st_fifo = m.submodules.st_fifo = fifo.SyncFIFOBuffered(width=STATUS_BITS, depth=NT)
 
         # --------------------------------------------------------- issue side
         act = Signal()

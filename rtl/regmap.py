@@ -244,3 +244,20 @@ def reset_values(config):
     out = {r.name: r.reset for r in REGMAP if r.access == "rw"}
     out["DMA_CPL_TIMEOUT"] = config.cpl_timeout
     return out
+
+
+def format_table(regmap=REGMAP):
+    """The register map as a text table (``python -m rtl.regmap``)."""
+    lines = [f"{'offset':>8}  {'name':<22} {'access':<8} {'bits':>4}  description"]
+    for r in regmap:
+        lines.append(f"{r.addr:#08x}  {r.name:<22} {r.access:<8} {r.width:>4}  {r.doc}")
+        for f in r.fields:
+            hi = f.offset + f.width - 1
+            bits = f"{hi}:{f.offset}" if f.width > 1 else f"{f.offset}"
+            lines.append(f"{'':>8}  {'  .' + f.name:<22} {'':<8} {bits:>5}  {f.doc}")
+    lines.append(f"unmapped reads return {UNMAPPED_READ_VALUE:#010x}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(format_table())

@@ -88,11 +88,15 @@ class PtlNic(wiring.Component):
         connect(m, tx_fifo.o_tlp, wiring.flipped(self.o_tlp))
 
         # Host-bound traffic: completions first in the rotation, then MSIs, DMA.
-        ins = arb.inputs()
-        connect(m, mmio.o_tlp, ins[0])
-        connect(m, msi.o_tlp, ins[1])
-        connect(m, dma_rd.o_tlp, ins[2])
-        connect(m, dma_wr.o_tlp, ins[3])
+        # Each source reaches the arbiter through a small FIFO, so that no
+        # combinational path runs from one source's valid to another's ready.
+        # The slices of the engines that a soft reset resets are reset with them
+        # (the drain has made sure the arbiter is not inside one of their packets).
+        for k, src in enumerate((mmio.o_tlp, msi.o_tlp, dma_rd.o_tlp, dma_wr.o_tlp)):
+            slice_ = TlpFifo(W, 4)
+            m.submodules[f"tx_slice{k}"] = slice_ if k == 0 else ResetInserter(core_rst)(slice_)
+            connect(m, src, slice_.i_tlp)
+            connect(m, slice_.o_tlp, arb.inputs()[k])
         connect(m, arb.o_tlp, tx_fifo.i_tlp)
 
         # NIC-bound traffic: completions to the read engine, the rest to BAR0.

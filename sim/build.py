@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -133,6 +134,23 @@ def _build_lock():
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _fst_support():
+    """Build flags for FST tracing. Verilator's FST writer includes <lz4.h> and
+    <zlib.h> and links -llz4 -lz, which a plain Debian machine lacks; sim/fst
+    supplies both APIs (valid streams, no compression) as two tiny static
+    libraries that are found before any system ones."""
+    src = ROOT / "sim" / "fst"
+    out = BUILD / "fst-support"
+    out.mkdir(parents=True, exist_ok=True)
+    for lib, cpp in (("lz4", "lz4_literals.cpp"), ("z", "zlib_stored.cpp")):
+        archive = out / f"lib{lib}.a"
+        if not archive.exists() or archive.stat().st_mtime < (src / cpp).stat().st_mtime:
+            obj = out / f"{lib}.o"
+            subprocess.run(["g++", "-c", "-O2", "-fPIC", f"-I{src}", str(src / cpp), "-o", str(obj)], check=True)
+            subprocess.run(["ar", "rcs", str(archive), str(obj)], check=True)
+    return ["--trace-fst", "--trace-structs", "-CFLAGS", f"-I{src}", "-LDFLAGS", f"-L{out}"]
+
+
 @dataclass(frozen=True)
 class Model:
     top: str
@@ -148,7 +166,7 @@ class Model:
 def _source_digest():
     """Digest of the RTL sources: the Verilog only changes when they do."""
     h = hashlib.sha256()
-    for p in sorted((ROOT / "rtl").rglob("*.py")) + [Path(__file__)]:
+    for p in sorted((ROOT / "rtl").rglob("*.py")) + [Path(__file__)] + sorted((ROOT / "sim" / "fst").iterdir()):
         h.update(p.relative_to(ROOT).as_posix().encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:12]
@@ -173,7 +191,7 @@ def model(top="ptlnic", config=None, waves=None, log=print):
             vfile = generate_verilog(top, config, build_dir)
             log(f"[build] {top} {config.key()}: compiling with Verilator (one time, cached in {build_dir.relative_to(ROOT) if build_dir.is_relative_to(ROOT) else build_dir})")
             runner = _runner()
-            args = list(VERILATOR_ARGS) + (["--trace-fst", "--trace-structs"] if waves else [])
+            args = list(VERILATOR_ARGS) + (_fst_support() if waves else [])
             saved = os.environ.get("MAKEFLAGS", "")
             os.environ["MAKEFLAGS"] = f"{saved} {MAKE_OPT}".strip()
             try:

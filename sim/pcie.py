@@ -234,8 +234,6 @@ class PtlnicDevice(Device):
         self._upstream = Queue()
         self._rx = None              # beats of the TLP being sent to the DUT
         self._rx_i = 0
-        self._tx_hdr = None
-        self._tx_data = bytearray()
         self._ready_now = 1
 
         self.push_cfg()
@@ -503,18 +501,26 @@ class PtlnicDevice(Device):
     # ------------------------------------------------------------- link loop
     async def _link(self):
         codec = self.codec
+        unpack = codec.unpack
+        beat_bytes = codec.beat_bytes
         k = self.knobs
         rng = self.rng
+        o_valid = self.o_valid.get
+        o_payload = self.o_payload.get
+        i_ready = self.i_ready.get
+        i_payload = self.i_payload.set
         rx_driven = 0        # beat value currently driven with valid, or 0
         rx_valid = 0
         in_tlp = False
+        tx_data = bytearray()
+        tx_hdr = 0
         now = self.cycle()
         clk_edge = RisingEdge(self.clk)
         valid_rise = RisingEdge(self.dut.o_tlp__valid)
         while True:
-            idle = (not rx_valid and self._rx is None and not self._host_q
-                    and not (self._cpl_heap and self._cpl_heap[0][0] <= now))
-            if idle and not self.o_valid.get():
+            if (not rx_valid and self._rx is None and not self._host_q
+                    and not (self._cpl_heap and self._cpl_heap[0][0] <= now) and not o_valid()):
+                # Nothing to send and nothing arriving: sleep until there is.
                 self._wake.clear()
                 waits = [self._wake.wait(), valid_rise]
                 if self._cpl_heap:
@@ -529,39 +535,43 @@ class PtlnicDevice(Device):
                 now += 1
 
             # DUT -> host: a beat moves when valid and ready were both high at this edge.
-            if self._ready_now and self.o_valid.get():
-                hdr, data, nbytes, sop, eop = codec.unpack(self.o_payload.get())
+            if self._ready_now and o_valid():
+                hdr, data, nbytes, sop, eop = unpack(o_payload())
                 if sop:
                     if in_tlp:
                         self._error("o_tlp: sop inside a TLP")
-                    self._tx_hdr = hdr
-                    self._tx_data = bytearray()
+                    tx_hdr = hdr
+                    tx_data = bytearray()
                 elif not in_tlp:
                     self._error("o_tlp: beat without sop")
                 if nbytes:
-                    self._tx_data += data.to_bytes(codec.beat_bytes, "little")[:nbytes]
+                    tx_data += data.to_bytes(beat_bytes, "little")[:nbytes]
                 in_tlp = not eop
                 if eop:
-                    await self._tx_tlp(self._tx_hdr, self._tx_data, now)
-            r = int(rng.random() >= k.tx_pause) if k.tx_pause else 1
-            if r != self._ready_now:
-                self._ready_now = r
-                self.o_ready.set(r)
+                    await self._tx_tlp(tx_hdr, tx_data, now)
+            if k.tx_pause:
+                r = int(rng.random() >= k.tx_pause)
+                if r != self._ready_now:
+                    self._ready_now = r
+                    self.o_ready.set(r)
+            elif not self._ready_now:
+                self._ready_now = 1
+                self.o_ready.set(1)
 
             # host -> DUT
-            if rx_valid and self.i_ready.get():
+            rx = self._rx
+            if rx_valid and i_ready():
                 self._rx_i += 1
-                if self._rx_i == len(self._rx):
-                    self._note_delivered(self._rx[0])
-                    self._rx = None
-            if self._rx is None:
-                self._rx = self._next_rx(now)
+                if self._rx_i == len(rx):
+                    self._note_delivered(rx[0])
+                    rx = self._rx = None
+            if rx is None:
+                rx = self._rx = self._next_rx(now)
                 self._rx_i = 0
-            want = self._rx is not None and not (k.rx_gap and rng.random() < k.rx_gap)
-            if want:
-                beat = self._rx[self._rx_i]
+            if rx is not None and not (k.rx_gap and rng.random() < k.rx_gap):
+                beat = rx[self._rx_i]
                 if beat != rx_driven or not rx_valid:
-                    self.i_payload.set(beat)
+                    i_payload(beat)
                     rx_driven = beat
                 if not rx_valid:
                     self.i_valid.set(1)

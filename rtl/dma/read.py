@@ -5,7 +5,7 @@
 """DMA read engine: host memory to a packed byte stream."""
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -136,34 +136,44 @@ class DmaReadEngine(wiring.Component):
                              st.bus_master.eq(~self.cfg.bus_master)]
                 m.d.sync += [act.eq(1), cur_addr.eq(req.addr), cur_rem.eq(req.len)]
 
+        # Cut the next chunk one cycle ahead, into registers, so that the issue
+        # logic (and the arbiter behind it) sees only flip-flops.
         mrrs = Signal(13)
-        m.d.comb += mrrs.eq(Mux((Const(128, 13) << self.cfg.mrrs) > MRRS, MRRS, Const(128, 13) << self.cfg.mrrs))
+        m.d.sync += mrrs.eq(Mux((Const(128, 13) << self.cfg.mrrs) > MRRS, MRRS, Const(128, 13) << self.cfg.mrrs))
         to_boundary = Signal(13)
         m.d.comb += to_boundary.eq(mrrs - (cur_addr[:13] & (mrrs - 1)))
         clen = Signal(13)
         m.d.comb += clen.eq(Mux(cur_rem < to_boundary, cur_rem, to_boundary))
+        c_dws, c_fbe, c_lbe = request_bes(m, cur_addr[:2], clen, 13)
+        nx_valid = Signal()
+        nx_addr = Signal(64)
+        nx_len = Signal(13)
+        nx_last = Signal()
+        nx_dws = Signal(11)
+        nx_fbe = Signal(4)
+        nx_lbe = Signal(4)
+
         used = Signal(PB)
         m.d.comb += used.eq(tail - head)
-        space_ok = (used + clen) <= BUF
+        space_ok = (used + nx_len) <= BUF
         tag_ok = (issued - retired)[:TB + 1] != NT
         tag = issued[:TB]
-        can_issue = act & space_ok & tag_ok & ~self.hold
+        can_issue = nx_valid & space_ok & tag_ok & ~self.hold
         via_link = self.cfg.bus_master   # without bus mastering the chunk fails without a TLP
 
         o = self.o_tlp.payload
         h = o.hdr.req
-        dws, first_be, last_be = request_bes(m, cur_addr[:2], clen, 13)
-        four_dw = cur_addr[32:] != 0
+        four_dw = nx_addr[32:] != 0
         m.d.comb += [
             h.dw0.fmt.eq(Mux(four_dw, Fmt.DW4, Fmt.DW3)),
             h.dw0.type.eq(TlpType.MEM),
-            h.dw0.length.eq(dws[:10]),
-            h.dw1.first_be.eq(first_be),
-            h.dw1.last_be.eq(last_be),
+            h.dw0.length.eq(nx_dws[:10]),
+            h.dw1.first_be.eq(nx_fbe),
+            h.dw1.last_be.eq(nx_lbe),
             h.dw1.tag.eq(tag),
             h.dw1.requester_id.eq(self.cfg.requester_id),
-            h.dw2.eq(Mux(four_dw, cur_addr[32:], Cat(Const(0, 2), cur_addr[2:32]))),
-            h.dw3.eq(Mux(four_dw, Cat(Const(0, 2), cur_addr[2:32]), 0)),
+            h.dw2.eq(Mux(four_dw, nx_addr[32:], Cat(Const(0, 2), nx_addr[2:32]))),
+            h.dw3.eq(Mux(four_dw, Cat(Const(0, 2), nx_addr[2:32]), 0)),
             o.sop.eq(1),
             o.eop.eq(1),
             self.o_tlp.valid.eq(can_issue & via_link),
@@ -172,18 +182,26 @@ class DmaReadEngine(wiring.Component):
         m.d.comb += issue.eq(can_issue & (self.o_tlp.ready | ~via_link))
         with m.If(issue):
             m.d.sync += [
-                t_base[tag].eq(tail), t_len[tag].eq(clen), t_rem[tag].eq(clen),
-                t_nla[tag].eq(cur_addr[:7]), t_time[tag].eq(now),
-                t_last[tag].eq(clen == cur_rem),
+                t_base[tag].eq(tail), t_len[tag].eq(nx_len), t_rem[tag].eq(nx_len),
+                t_nla[tag].eq(nx_addr[:7]), t_time[tag].eq(now),
+                t_last[tag].eq(nx_last),
                 t_err[tag].eq(Mux(via_link, DmaStatus.OK, DmaStatus.BUS_MASTER)),
                 t_done[tag].eq(~via_link),
-                tail.eq(tail + clen), cur_addr.eq(cur_addr + clen), cur_rem.eq(cur_rem - clen),
+                tail.eq(tail + nx_len), nx_valid.eq(0),
                 issued.eq(issued + 1),
             ]
-            with m.If(clen == cur_rem):
+            with m.If(nx_last):
                 # Every request starts on a beat boundary of the buffer, so that its
                 # bytes come out from lane 0 on.
-                m.d.sync += [act.eq(0), tail.eq(align_up(tail + clen))]
+                m.d.sync += tail.eq(align_up(tail + nx_len))
+        with m.If(act & (~nx_valid | issue)):
+            m.d.sync += [
+                nx_valid.eq(1), nx_addr.eq(cur_addr), nx_len.eq(clen), nx_last.eq(clen == cur_rem),
+                nx_dws.eq(c_dws), nx_fbe.eq(c_fbe), nx_lbe.eq(c_lbe),
+                cur_addr.eq(cur_addr + clen), cur_rem.eq(cur_rem - clen),
+            ]
+            with m.If(clen == cur_rem):
+                m.d.sync += act.eq(0)
         m.d.comb += st.tlps.eq(issue & via_link)
 
         # ---------------------------------------------------- completion side
@@ -222,33 +240,22 @@ class DmaReadEngine(wiring.Component):
         pos0 = Signal(PB)
         m.d.comb += pos0.eq(c_base + (c_len - R) - c_la[:2])
 
-        # Context of the completion whose beats are streaming in.
-        x_drop = Signal()
-        x_pos = Signal(PB)
-        x_lo = Signal(LB + 1)
-        x_hi = Signal(14)
-        x_fin = Signal()
-        x_tag = Signal(TB)
+        # Where each beat's bytes go: taken from the header on the first beat of a
+        # completion, and carried in ``x`` for the beats that follow.
+        ctx = data.StructLayout({"drop": 1, "pos": PB, "lo": LB + 1, "hi": 14, "fin": 1, "tag": TB})
+        x = Signal(ctx)
         x_active = Signal()
-
-        b_drop = Signal()
-        b_pos = Signal(PB)
-        b_lo = Signal(LB + 1)
-        b_hi = Signal(14)
-        b_fin = Signal()
-        b_tag = Signal(TB)
+        b = Signal(ctx)
         with m.If(beat.sop):
-            m.d.comb += [b_drop.eq(~good), b_pos.eq(pos0), b_lo.eq(c_la[:2]), b_hi.eq(c_la[:2] + nb),
-                         b_fin.eq(final), b_tag.eq(c_t)]
+            m.d.comb += [b.drop.eq(~good), b.pos.eq(pos0), b.lo.eq(c_la[:2]), b.hi.eq(c_la[:2] + nb),
+                         b.fin.eq(final), b.tag.eq(c_t)]
         with m.Else():
-            m.d.comb += [b_drop.eq(x_drop), b_pos.eq(x_pos), b_lo.eq(x_lo), b_hi.eq(x_hi),
-                         b_fin.eq(x_fin), b_tag.eq(x_tag)]
+            m.d.comb += b.eq(x)
 
         with m.If(fire):
             m.d.sync += [
-                x_drop.eq(b_drop), x_pos.eq(b_pos + WB), x_lo.eq(0),
-                x_hi.eq(Mux(b_hi > WB, b_hi - WB, 0)), x_fin.eq(b_fin), x_tag.eq(b_tag),
-                x_active.eq(~beat.eop & ~b_drop),
+                x.eq(b), x.pos.eq(b.pos + WB), x.lo.eq(0), x.hi.eq(Mux(b.hi > WB, b.hi - WB, 0)),
+                x_active.eq(~beat.eop & ~b.drop),
             ]
             with m.If(beat.sop):
                 m.d.comb += st.cpls.eq(1)
@@ -275,8 +282,8 @@ class DmaReadEngine(wiring.Component):
         s_fin = Signal()
         s_tag = Signal(TB)
         m.d.sync += [
-            s_valid.eq(fire & ~b_drop), s_data.eq(beat.data), s_pos.eq(b_pos), s_lo.eq(b_lo),
-            s_hi.eq(Mux(b_hi > WB, WB, b_hi)), s_eop.eq(beat.eop), s_fin.eq(b_fin), s_tag.eq(b_tag),
+            s_valid.eq(fire & ~b.drop), s_data.eq(beat.data), s_pos.eq(b.pos), s_lo.eq(b.lo),
+            s_hi.eq(Mux(b.hi > WB, WB, b.hi)), s_eop.eq(beat.eop), s_fin.eq(b.fin), s_tag.eq(b.tag),
         ]
         with m.If(s_valid & s_eop & s_fin):
             m.d.sync += t_done[s_tag].eq(1)
@@ -293,7 +300,7 @@ class DmaReadEngine(wiring.Component):
         # -------------------------------------------------------------- timeout
         scan = Signal(TB)
         m.d.sync += scan.eq(scan + 1)
-        scan_busy = ((x_active & (x_tag == scan)) | (fire & beat.sop & (c_t == scan))
+        scan_busy = ((x_active & (x.tag == scan)) | (fire & beat.sop & (c_t == scan))
                      | (s_valid & (s_tag == scan)))
         scan_live = (scan - retired[:TB])[:TB] < (issued - retired)[:TB + 1]
         scan_done = Signal()
@@ -382,6 +389,6 @@ class DmaReadEngine(wiring.Component):
 
         m.d.comb += [
             self.outstanding.eq(issued != retired),
-            self.busy.eq(act | (issued != retired) | op_fifo.r_rdy | p_valid | out_fifo.r_rdy),
+            self.busy.eq(act | nx_valid | (issued != retired) | op_fifo.r_rdy | p_valid | out_fifo.r_rdy),
         ]
         return m

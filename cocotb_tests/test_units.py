@@ -219,7 +219,7 @@ def test_arbiter_never_interleaves_packets_and_leaves_no_gap():
 
 # ------------------------------------------------------------------ DMA write engine
 @pytest.mark.parametrize("width", [64, 128])
-def test_write_engine_realigns_every_offset_and_splits_at_mps(width):
+def test_write_engine_scatters_byte_streams_at_every_offset_and_splits_at_mps(width):
     cfg = NicConfig(data_width=width, max_payload_size=128)
     eng = DmaWriteEngine(cfg)
     bb = width // 8
@@ -227,23 +227,35 @@ def test_write_engine_realigns_every_offset_and_splits_at_mps(width):
     ops = [(0x1000 * (i + 1) + rng.randrange(300), rng.choice((1, 2, 3, 5, bb - 1, bb, bb + 3, 127, 128, 129, 300)))
            for i in range(14)]
     stream = {i: bytes(rng.randrange(256) for _ in range(n)) for i, (_, n) in enumerate(ops)}
+    # Requests in groups of one to three (scatter): a group's bytes are one packed stream.
+    groups, i = [], 0
+    while i < len(ops):
+        k = min(rng.randint(1, 3), len(ops) - i)
+        groups.append(list(range(i, i + k)))
+        i += k
     memory = {}
     tlps = []
     resps = []
 
     async def feeder(ctx):
-        for addr, n in ops:
-            ctx.set(eng.req.payload.addr, addr)
-            ctx.set(eng.req.payload.len, n)
-            ctx.set(eng.req.valid, 1)
-            await ctx.tick().until(eng.req.ready)
+        for g in groups:
+            for j, i in enumerate(g):
+                addr, n = ops[i]
+                ctx.set(eng.req.payload.addr, addr)
+                ctx.set(eng.req.payload.len, n)
+                ctx.set(eng.req.payload.more, j < len(g) - 1)
+                ctx.set(eng.req.valid, 1)
+                await ctx.tick().until(eng.req.ready)
         ctx.set(eng.req.valid, 0)
 
     async def data(ctx):
-        for i, (_, n) in enumerate(ops):
-            d = stream[i]
+        for g in groups:
+            d = b"".join(stream[i] for i in g)
+            n = len(d)
             for off in range(0, n, bb):
                 ctx.set(eng.data.payload.data, int.from_bytes(d[off:off + bb], "little"))
+                ctx.set(eng.data.payload.nbytes, min(bb, n - off))
+                ctx.set(eng.data.payload.last, off + bb >= n)
                 ctx.set(eng.data.valid, 1)
                 await ctx.tick().until(eng.data.ready)
                 if rng.random() < 0.2:

@@ -87,16 +87,22 @@ class PtlNic(wiring.Component):
         connect(m, wiring.flipped(self.i_tlp), rx_fifo.i_tlp)
         connect(m, tx_fifo.o_tlp, wiring.flipped(self.o_tlp))
 
-        # Host-bound traffic: completions first in the rotation, then MSIs, DMA.
-        # Each source reaches the arbiter through a small FIFO, so that no
-        # combinational path runs from one source's valid to another's ready.
-        # The slices of the engines that a soft reset resets are reset with them
-        # (the drain has made sure the arbiter is not inside one of their packets).
-        for k, src in enumerate((mmio.o_tlp, msi.o_tlp, dma_rd.o_tlp, dma_wr.o_tlp)):
+        # Host-bound traffic. The MMIO, MSI and DMA read sources reach the arbiter
+        # through small FIFOs, so that no combinational path runs from one
+        # source's valid to another's ready. The DMA write engine connects
+        # directly: it reports a write done only when its last TLP has passed the
+        # arbiter into the in-order output FIFO, so an MSI or a register read that
+        # follows can never overtake the data (PCIe ordering: completions and
+        # posted writes must not pass posted writes). The slices of engines that
+        # a soft reset resets are reset with them (the drain has made sure the
+        # arbiter is not inside one of their packets).
+        sources = (mmio.o_tlp, msi.o_tlp, dma_rd.o_tlp)
+        for k, src in enumerate(sources):
             slice_ = TlpFifo(W, 4)
             m.submodules[f"tx_slice{k}"] = slice_ if k == 0 else ResetInserter(core_rst)(slice_)
             connect(m, src, slice_.i_tlp)
             connect(m, slice_.o_tlp, arb.inputs()[k])
+        connect(m, dma_wr.o_tlp, arb.inputs()[len(sources)])
         connect(m, arb.o_tlp, tx_fifo.i_tlp)
 
         # NIC-bound traffic: completions to the read engine, the rest to BAR0.

@@ -122,19 +122,30 @@ class DmaReadEngine(wiring.Component):
         act = Signal()
         cur_addr = Signal(64)
         cur_rem = Signal(LEN_BITS)
+        cur_more = Signal()
+        g_len = Signal(LEN_BITS)    # bytes of the group's requests accepted so far
 
         req = self.req.payload
         with m.If(~act & op_fifo.w_rdy):
             m.d.comb += self.req.ready.eq(1)
         with m.If(self.req.valid & self.req.ready):
-            m.d.comb += op_fifo.w_en.eq(1)
-            with m.If(req.len == 0):
-                m.d.comb += [op_fifo.w_data.eq(Cat(Const(0, LEN_BITS), Const(DmaStatus.ZERO_LENGTH, STATUS_BITS))),
-                             st.zero_len.eq(1)]
+            total = (g_len + req.len)[:LEN_BITS]
+            with m.If(req.more):
+                m.d.sync += g_len.eq(total)
             with m.Else():
-                m.d.comb += [op_fifo.w_data.eq(Cat(req.len, Const(0, STATUS_BITS))),
-                             st.bus_master.eq(~self.cfg.bus_master)]
-                m.d.sync += [act.eq(1), cur_addr.eq(req.addr), cur_rem.eq(req.len)]
+                # The group is complete: the read-out side learns its length.
+                m.d.sync += g_len.eq(0)
+                m.d.comb += op_fifo.w_en.eq(1)
+                with m.If(total == 0):
+                    m.d.comb += [op_fifo.w_data.eq(Cat(Const(0, LEN_BITS), Const(DmaStatus.ZERO_LENGTH, STATUS_BITS))),
+                                 st.zero_len.eq(1)]
+                with m.Else():
+                    m.d.comb += op_fifo.w_data.eq(Cat(total, Const(0, STATUS_BITS)))
+            # A request with bytes is cut into chunks; so is an empty request that
+            # ends a group with bytes (one empty chunk, to carry the group's end).
+            with m.If((req.len != 0) | (~req.more & (g_len != 0))):
+                m.d.sync += [act.eq(1), cur_addr.eq(req.addr), cur_rem.eq(req.len), cur_more.eq(req.more)]
+                m.d.comb += st.bus_master.eq(~self.cfg.bus_master & (req.len != 0))
 
         # Cut the next chunk one cycle ahead, into registers, so that the issue
         # logic (and the arbiter behind it) sees only flip-flops.
@@ -148,7 +159,7 @@ class DmaReadEngine(wiring.Component):
         nx_valid = Signal()
         nx_addr = Signal(64)
         nx_len = Signal(13)
-        nx_last = Signal()
+        nx_end = Signal()       # last chunk of its group
         nx_dws = Signal(11)
         nx_fbe = Signal(4)
         nx_lbe = Signal(4)
@@ -159,7 +170,9 @@ class DmaReadEngine(wiring.Component):
         tag_ok = (issued - retired)[:TB + 1] != NT
         tag = issued[:TB]
         can_issue = nx_valid & space_ok & tag_ok & ~self.hold
-        via_link = self.cfg.bus_master   # without bus mastering the chunk fails without a TLP
+        # Without bus mastering a chunk fails without a TLP; an empty chunk needs none.
+        via_link = self.cfg.bus_master & (nx_len != 0)
+        fails = ~self.cfg.bus_master & (nx_len != 0)
 
         o = self.o_tlp.payload
         h = o.hdr.req
@@ -184,19 +197,20 @@ class DmaReadEngine(wiring.Component):
             m.d.sync += [
                 t_base[tag].eq(tail), t_len[tag].eq(nx_len), t_rem[tag].eq(nx_len),
                 t_nla[tag].eq(nx_addr[:7]), t_time[tag].eq(now),
-                t_last[tag].eq(nx_last),
-                t_err[tag].eq(Mux(via_link, DmaStatus.OK, DmaStatus.BUS_MASTER)),
+                t_last[tag].eq(nx_end),
+                t_err[tag].eq(Mux(fails, DmaStatus.BUS_MASTER, DmaStatus.OK)),
                 t_done[tag].eq(~via_link),
                 tail.eq(tail + nx_len), nx_valid.eq(0),
                 issued.eq(issued + 1),
             ]
-            with m.If(nx_last):
-                # Every request starts on a beat boundary of the buffer, so that its
-                # bytes come out from lane 0 on.
+            with m.If(nx_end):
+                # Every group starts on a beat boundary of the buffer, so that its
+                # bytes come out from lane 0 on; within a group they follow on.
                 m.d.sync += tail.eq(align_up(tail + nx_len))
         with m.If(act & (~nx_valid | issue)):
             m.d.sync += [
-                nx_valid.eq(1), nx_addr.eq(cur_addr), nx_len.eq(clen), nx_last.eq(clen == cur_rem),
+                nx_valid.eq(1), nx_addr.eq(cur_addr), nx_len.eq(clen),
+                nx_end.eq((clen == cur_rem) & ~cur_more),
                 nx_dws.eq(c_dws), nx_fbe.eq(c_fbe), nx_lbe.eq(c_lbe),
                 cur_addr.eq(cur_addr + clen), cur_rem.eq(cur_rem - clen),
             ]

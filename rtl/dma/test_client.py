@@ -8,7 +8,7 @@ engines' throughput with the completion latency hidden.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -124,25 +124,34 @@ class DmaTestClient(wiring.Component):
             m.d.sync += rd_beat.eq(Mux(rd.last, 0, rd_beat + 1))
             m.d.comb += [op_end.eq(rd.last), op_status.eq(rd.status)]
 
-        # NIC to host: NIC memory streams into the write engine.
+        # NIC to host: NIC memory streams into the write engine, one group per
+        # operation (an empty operation still sends its one empty last beat).
         src_ops = Signal(32)     # operations whose data is still to be sent
         src_beat = Signal(LEN_BITS - LB + 1)
         with m.If(self.start & ~self.busy & args_ok & self.write):
-            m.d.sync += [src_ops.eq(Mux((self.length == 0), 0, self.count)), src_beat.eq(0)]
-        data_fifo = m.submodules.data_fifo = fifo.SyncFIFOBuffered(width=W, depth=4)
+            m.d.sync += [src_ops.eq(self.count), src_beat.eq(0)]
+        wd = data.StructLayout({"data": W, "nbytes": LB + 1, "last": 1})
+        data_fifo = m.submodules.data_fifo = fifo.SyncFIFOBuffered(width=wd.size, depth=4)
         p_valid = Signal()
+        p_meta = Signal(wd)
         credit = (data_fifo.level + p_valid) < data_fifo.depth
         go = (src_ops != 0) & credit
+        beats = Mux(nbeats == 0, 1, nbeats)
+        final = src_beat == beats - 1
         m.d.comb += rp.addr.eq(row0 + src_beat)
         m.d.sync += p_valid.eq(go)
         with m.If(go):
-            with m.If(src_beat == nbeats - 1):
+            left = length - (src_beat << LB)
+            m.d.sync += [p_meta.nbytes.eq(Mux(left > WB, WB, left)), p_meta.last.eq(final)]
+            with m.If(final):
                 m.d.sync += [src_beat.eq(0), src_ops.eq(src_ops - 1)]
             with m.Else():
                 m.d.sync += src_beat.eq(src_beat + 1)
+        out = Signal(wd)
         m.d.comb += [
-            data_fifo.w_en.eq(p_valid), data_fifo.w_data.eq(rp.data),
-            self.wr_data.valid.eq(data_fifo.r_rdy), self.wr_data.payload.data.eq(data_fifo.r_data),
+            out.data.eq(rp.data), out.nbytes.eq(p_meta.nbytes), out.last.eq(p_meta.last),
+            data_fifo.w_en.eq(p_valid), data_fifo.w_data.eq(out),
+            self.wr_data.valid.eq(data_fifo.r_rdy), self.wr_data.payload.eq(data_fifo.r_data),
             data_fifo.r_en.eq(self.wr_data.ready),
             self.wr_resp.ready.eq(1),
         ]

@@ -33,7 +33,7 @@ class DmaWriteEngine(wiring.Component):
     once with ``ZERO_LENGTH``.
 
     req    In(stream(write_req_layout))
-    data   In(stream(write_data_layout)): ``ceil(len / beat_bytes)`` beats per request
+    data   In(stream(write_data_layout)): the requests' bytes, packed (``nbytes`` per beat)
     resp   Out(stream(write_resp_layout)): one status per request, in order
     o_tlp  Out(TlpStream): MemWr requests
     cfg    In(PcieCfgSignature)
@@ -64,7 +64,6 @@ class DmaWriteEngine(wiring.Component):
         # ------------------------------------------------------------ splitter
         # Chunk records: addr(64) len(13) last(1) drop(1) status(4)
         chunk_fifo = m.submodules.chunk_fifo = fifo.SyncFIFOBuffered(width=64 + 13 + 1 + 1 + STATUS_BITS, depth=4)
-        in_op_fifo = m.submodules.in_op_fifo = fifo.SyncFIFOBuffered(width=LEN_BITS, depth=8)
         resp_fifo = m.submodules.resp_fifo = fifo.SyncFIFOBuffered(width=STATUS_BITS, depth=4)
 
         sp_act = Signal()
@@ -78,7 +77,7 @@ class DmaWriteEngine(wiring.Component):
         m.d.comb += clen.eq(Mux(sp_rem < to_boundary, sp_rem, to_boundary))
 
         req = self.req.payload
-        with m.If(~sp_act & in_op_fifo.w_rdy & chunk_fifo.w_rdy):
+        with m.If(~sp_act & chunk_fifo.w_rdy):
             m.d.comb += self.req.ready.eq(1)
         with m.If(self.req.valid & self.req.ready):
             with m.If(req.len == 0):
@@ -87,8 +86,7 @@ class DmaWriteEngine(wiring.Component):
                                                       Const(DmaStatus.ZERO_LENGTH, STATUS_BITS))),
                              st.zero_len.eq(1)]
             with m.Else():
-                m.d.comb += [in_op_fifo.w_en.eq(1), in_op_fifo.w_data.eq(req.len),
-                             st.bus_master.eq(~self.cfg.bus_master)]
+                m.d.comb += st.bus_master.eq(~self.cfg.bus_master)
                 m.d.sync += [sp_act.eq(1), sp_addr.eq(req.addr), sp_rem.eq(req.len),
                              sp_drop.eq(~self.cfg.bus_master)]
         with m.Elif(sp_act & chunk_fifo.w_rdy):
@@ -103,13 +101,9 @@ class DmaWriteEngine(wiring.Component):
         acc = Signal(2 * W)
         cnt = Signal(LB + 2)          # valid bytes in acc, 0 .. 2 * WB
 
-        # Input side: counts the bytes of each request off the packed data stream.
-        in_started = Signal()
-        in_rem = Signal(LEN_BITS)
-        in_cur = Mux(in_started, in_rem, in_op_fifo.r_data)
-        in_have_op = in_started | in_op_fifo.r_rdy
+        # Input side: the requests' bytes, packed; each beat says how many it holds.
         in_bytes = Signal(LB + 1)
-        m.d.comb += in_bytes.eq(Mux(in_cur < WB, in_cur, WB))
+        m.d.comb += in_bytes.eq(Mux(self.data.payload.nbytes < WB, self.data.payload.nbytes, WB))
 
         # Output side: the chunk at the head of the FIFO becomes one TLP.
         c_addr = chunk_fifo.r_data[:64]
@@ -173,7 +167,7 @@ class DmaWriteEngine(wiring.Component):
         m.d.comb += out_take.eq(Mux(out_fire, take, 0))
         cnt_after = Signal(LB + 2)
         m.d.comb += cnt_after.eq(cnt - out_take)
-        m.d.comb += self.data.ready.eq(in_have_op & (cnt_after <= WB))
+        m.d.comb += self.data.ready.eq(cnt_after <= WB)
         in_fire = self.data.valid & self.data.ready
         in_mask = Signal(W)
         m.d.comb += in_mask.eq(Cat(*[Mux(j < in_bytes, Const(0xFF, 8), Const(0, 8)) for j in range(WB)]))
@@ -182,18 +176,12 @@ class DmaWriteEngine(wiring.Component):
         kept = Signal(2 * W)
         m.d.comb += kept.eq(acc >> (out_take << 3))
         m.d.sync += [acc.eq(kept | appended), cnt.eq(cnt_after + Mux(in_fire, in_bytes, 0))]
-        with m.If(in_fire):
-            with m.If(in_cur <= WB):
-                m.d.comb += in_op_fifo.r_en.eq(1)
-                m.d.sync += in_started.eq(0)
-            with m.Else():
-                m.d.sync += [in_started.eq(1), in_rem.eq(in_cur - WB)]
 
         m.d.comb += [
             self.resp.valid.eq(resp_fifo.r_rdy),
             self.resp.payload.status.eq(resp_fifo.r_data),
             resp_fifo.r_en.eq(self.resp.ready),
-            self.busy.eq(sp_act | chunk_fifo.r_rdy | in_op_fifo.r_rdy | in_started | o_started
+            self.busy.eq(sp_act | chunk_fifo.r_rdy | o_started
                          | (cnt != 0) | resp_fifo.r_rdy),
         ]
         return m

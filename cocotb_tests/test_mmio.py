@@ -233,7 +233,7 @@ async def soft_reset_restores_defaults_and_clears_counters(dut):
     await nic.write("SCRATCH", 0xDEAD_BEEF)
     await nic.write("SCRATCH64", 0x0123_4567_89AB_CDEF)
     await nic.write("DMA_CPL_TIMEOUT", 1234)
-    await tb.transport.mmio_read(0x3000, 4)     # count an unmapped read
+    await tb.transport.mmio_read(0xF000, 4)     # count an unmapped read
     assert await nic.read("ERR_MMIO_UNMAPPED_RD") == 1
     await nic.soft_reset()
     assert await nic.read("SCRATCH") == 0
@@ -244,7 +244,7 @@ async def soft_reset_restores_defaults_and_clears_counters(dut):
     assert await nic.read("MAGIC") == const_values(tb.config)["MAGIC"]
     # COUNTER_CLEAR alone clears counters and keeps registers.
     await nic.write("SCRATCH", 5)
-    await tb.transport.mmio_read(0x3000, 4)
+    await tb.transport.mmio_read(0xF000, 4)
     await nic.clear_counters()
     assert await nic.read("ERR_MMIO_UNMAPPED_RD") == 0
     assert await nic.read("SCRATCH") == 5

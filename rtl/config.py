@@ -45,6 +45,21 @@ class NicConfig:
         Size of BAR0 in bytes (power of two, at least 64 KiB).
     msi_vectors
         MSI vectors the function asks for (1, 2, 4, ... 32).
+    num_queues
+        Transmit queues, and as many receive queues (a power of two: received
+        frames are steered to a queue by their destination address).
+    num_cqs
+        Completion queues.
+    desc_cache
+        Descriptors the NIC holds per queue; also the longest chain (frame) a
+        queue may post.
+    num_mrs
+        Memory regions in the protection table.
+    tx_fifo / rx_fifo
+        Bytes of transmit and receive frame buffer (store and forward).
+    max_frame
+        Longest frame accepted from the wire, FCS included; longer ones are
+        dropped as oversize.
     """
 
     data_width: int = 256
@@ -57,6 +72,13 @@ class NicConfig:
     mmio_max_dw: int = 16
     bar0_size: int = 1 << 20
     msi_vectors: int = 4
+    num_queues: int = 8
+    num_cqs: int = 16
+    desc_cache: int = 16
+    num_mrs: int = 8
+    tx_fifo: int = 32768
+    rx_fifo: int = 32768
+    max_frame: int = 9216
     vendor_id: int = 0x1234
     device_id: int = 0x9034
     revision: int = 1
@@ -86,6 +108,25 @@ class NicConfig:
             raise ConfigError(f"msi_vectors must be 1, 2, 4, 8, 16 or 32, not {self.msi_vectors}")
         if not (16 <= self.cpl_timeout < 1 << 24):
             raise ConfigError(f"cpl_timeout must be from 16 to 2**24-1 cycles, not {self.cpl_timeout}")
+        if not _is_pow2(self.num_queues) or not (2 <= self.num_queues <= 64):
+            raise ConfigError(f"num_queues must be a power of two from 2 to 64, not {self.num_queues}")
+        if not (1 <= self.num_cqs <= 128):
+            raise ConfigError(f"num_cqs must be from 1 to 128, not {self.num_cqs}")
+        if not _is_pow2(self.desc_cache) or not (2 <= self.desc_cache <= 64):
+            raise ConfigError(f"desc_cache must be a power of two from 2 to 64, not {self.desc_cache}")
+        if not (1 <= self.num_mrs <= 64):
+            raise ConfigError(f"num_mrs must be from 1 to 64, not {self.num_mrs}")
+        if not (64 <= self.max_frame <= 16000):
+            raise ConfigError(f"max_frame must be from 64 to 16000 bytes, not {self.max_frame}")
+        for name in ("tx_fifo", "rx_fifo"):
+            v = getattr(self, name)
+            if not _is_pow2(v) or v < 2 * self.max_frame:
+                raise ConfigError(f"{name} must be a power of two of at least two maximum frames "
+                                  f"({2 * self.max_frame} bytes), not {v}")
+        pages = 2 * self.num_queues + self.num_cqs
+        if 0x10000 + pages * 0x1000 > self.bar0_size:
+            raise ConfigError(f"bar0_size of {self.bar0_size} bytes has no room for {pages} doorbell pages "
+                              f"after the first 64 KiB")
         if not (0 <= self.vendor_id <= 0xFFFF and 0 <= self.device_id <= 0xFFFF):
             raise ConfigError("vendor_id and device_id are 16-bit values")
 

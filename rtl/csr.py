@@ -4,7 +4,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .regmap import REGMAP, UNMAPPED_READ_VALUE, const_values, reset_values
+from .regmap import UNMAPPED_READ_VALUE, const_values, regmap, reset_values
 
 __all__ = ["CsrBus", "StrobeSignature", "RegisterFile", "port_name", "pack_fields", "get_field"]
 
@@ -76,12 +76,12 @@ class RegisterFile(wiring.Component):
     clear  In(1): return ``rw`` registers to their reset values and zero the counters
     """
 
-    def __init__(self, config, regmap=REGMAP):
+    def __init__(self, config, rmap=None):
         self._config = config
-        self._regmap = regmap
+        self._regmap = rmap or regmap(config)
         self._addr_width = (config.bar0_size // 4 - 1).bit_length()
         members = {"bus": In(CsrBus(self._addr_width)), "clear": In(1)}
-        for reg in regmap:
+        for reg in self._regmap:
             if reg.access == "rw":
                 members[port_name(reg)] = Out(reg.width)
             elif reg.access == "ro":

@@ -23,13 +23,13 @@ register covers returns :data:`UNMAPPED_READ_VALUE` and counts
 from dataclasses import dataclass, field
 import enum
 
-__all__ = ["Field", "Register", "RegisterMap", "REGMAP", "UNMAPPED_READ_VALUE", "VERSION", "MAGIC",
+__all__ = ["Field", "Register", "RegisterMap", "REGMAP", "regmap", "UNMAPPED_READ_VALUE", "VERSION", "MAGIC",
            "COUNTER_NAMES", "const_values", "reset_values", "DmaStatus"]
 
 #: What a read of an unmapped BAR0 address returns.
 UNMAPPED_READ_VALUE = 0xBADC0FFE
 #: Register-map version (major, minor, patch).
-VERSION = (0, 2, 0)
+VERSION = (0, 3, 0)
 #: Content of the MAGIC register: "PTLN".
 MAGIC = 0x50544C4E
 
@@ -167,9 +167,23 @@ _COUNTERS = [
     ("DMA_WR_TLPS", "MemWr TLPs sent for DMA"),
     ("MSI_SENT", "MSI messages sent"),
     ("MSI_BLOCKED", "interrupts not sent because MSI or bus mastering is disabled"),
+    ("TX_FRAMES", "frames sent on the wire"),
+    ("RX_FRAMES", "frames received from the wire and delivered to a queue"),
+    ("RX_DROP_FCS", "received frames dropped: bad FCS"),
+    ("RX_DROP_RUNT", "received frames dropped: shorter than 64 bytes"),
+    ("RX_DROP_OVERSIZE", "received frames dropped: longer than the maximum frame"),
+    ("RX_DROP_OVERFLOW", "received frames dropped: no room in the receive buffer"),
+    ("RX_DROP_NO_BUF", "received frames dropped: their queue had no buffer posted"),
+    ("RX_DROP_DISABLED", "received frames dropped: their queue is disabled or in error"),
+    ("DESC_ERR_PROTECTION", "descriptors outside their protection domain (not DMA'd)"),
+    ("DESC_ERR_ZERO_LEN", "descriptors of zero length (not DMA'd)"),
+    ("DB_IGNORED", "doorbells for a disabled queue, or beyond the ring, ignored"),
+    ("QUEUE_FAULTS", "queues stopped in error (descriptor fetch failed, chain too long)"),
+    ("CPL_DROPPED", "completions for a disabled completion queue, dropped"),
+    ("CQ_IRQS", "interrupts raised by completion queues"),
 ]
 
-REGMAP = RegisterMap([
+_FIXED = [
     # Identification and build configuration.
     Register("ID", 0x0000, "const", doc="device ID (31:16) and vendor ID (15:0)",
              fields=(_F("VENDOR", 0, 16), _F("DEVICE", 16, 16))),
@@ -184,6 +198,10 @@ REGMAP = RegisterMap([
     Register("BUILD_TEST_MEM", 0x001C, "const", doc="bytes of DMA self-test memory"),
     Register("BUILD_MISC", 0x0020, "const",
              fields=(_F("MMIO_MAX_DW", 0, 8), _F("MSI_VECTORS", 8, 8), _F("BAR0_LOG2", 16, 8))),
+    Register("BUILD_QUEUES", 0x0024, "const",
+             fields=(_F("NUM_QUEUES", 0, 8), _F("NUM_CQS", 8, 8), _F("DESC_CACHE", 16, 8), _F("NUM_MRS", 24, 8))),
+    Register("BUILD_ETH", 0x0028, "const", fields=(_F("MAX_FRAME", 0, 16),),
+             doc="largest frame accepted from the wire, FCS included"),
     # Scratch, control and status.
     Register("SCRATCH", 0x0040, "rw", doc="scratch register"),
     Register("SCRATCH64", 0x0048, "rw", width=64, doc="64-bit scratch register"),
@@ -200,6 +218,8 @@ REGMAP = RegisterMap([
     Register("CYCLE_COUNT", 0x0060, "ro", width=64, doc="free-running core clock cycle counter"),
     Register("DMA_CPL_TIMEOUT", 0x0068, "rw", doc="read completion timeout in cycles (0: never)"),
     Register("MSI_TRIGGER", 0x006C, "wo", fields=(_F("VECTOR", 0, 5),), doc="send one MSI now"),
+    Register("QUEUE_CONTROL", 0x0070, "rw", fields=(
+        _F("RX_BACKPRESSURE", 0, 1, "hold a frame whose queue has no buffer (instead of dropping it)"),)),
     # Event and error counters.
     *[Register(name, 0x0100 + 4 * i, "counter", doc=doc) for i, (name, doc) in enumerate(_COUNTERS)],
     # DMA self-test: moves data between host memory and on-chip NIC memory.
@@ -217,7 +237,108 @@ REGMAP = RegisterMap([
     Register("DMA_TEST_DONE", 0x0224, "ro", doc="operations finished in this run"),
     Register("DMA_TEST_ERRORS", 0x0228, "ro", doc="operations that ended with an error in this run"),
     Register("DMA_TEST_VECTOR", 0x022C, "rw", fields=(_F("VECTOR", 0, 5),)),
-])
+]
+
+#: Where the per-queue blocks start, and their stride.
+TXQ_BASE, RXQ_BASE, CQ_BASE, MR_BASE, QUEUE_STRIDE = 0x1000, 0x1800, 0x2000, 0x3000, 0x20
+#: Doorbell pages: one 4 KiB page each, transmit queues, then receive queues,
+#: then completion queues, from DOORBELL_BASE on.
+DOORBELL_BASE, DOORBELL_PAGE = 0x10000, 0x1000
+
+
+def _queue_registers(kind, base, n):
+    regs = []
+    for i in range(n):
+        a = base + i * QUEUE_STRIDE
+        regs += [
+            Register(f"{kind}{i}_BASE", a, "rw", width=64, doc=f"{kind} ring address in host memory"),
+            Register(f"{kind}{i}_CTRL", a + 8, "rw", fields=(
+                _F("ENABLE", 0, 1, "0 to 1 (re)starts the queue with both indices at 0"),
+                _F("LOG_SIZE", 4, 4, "ring of 2**LOG_SIZE descriptors (1 .. 15)"),
+                _F("CQ", 8, 8, "completion queue"), _F("PD", 16, 4, "protection domain"))),
+            Register(f"{kind}{i}_STATE", a + 12, "ro", fields=(
+                _F("HEAD", 0, 16, "next descriptor the NIC will complete"),
+                _F("TAIL", 16, 16, "producer index from the last doorbell"))),
+            Register(f"{kind}{i}_ERROR", a + 16, "ro", fields=(
+                _F("CODE", 0, 4, "0: running; DmaStatus of a failed descriptor fetch; 15: chain too long"),)),
+        ]
+    return regs
+
+
+def _cq_registers(n):
+    regs = []
+    for j in range(n):
+        a = CQ_BASE + j * QUEUE_STRIDE
+        regs += [
+            Register(f"CQ{j}_BASE", a, "rw", width=64, doc="completion ring address in host memory"),
+            Register(f"CQ{j}_CTRL", a + 8, "rw", fields=(
+                _F("ENABLE", 0, 1, "0 to 1 (re)starts the queue with both indices at 0"),
+                _F("LOG_SIZE", 4, 4, "ring of 2**LOG_SIZE completions (1 .. 15)"),
+                _F("VECTOR", 8, 5, "MSI vector"),
+                _F("MOD_COUNT", 16, 16, "interrupt once this many completions are unconsumed (0: 1)"))),
+            Register(f"CQ{j}_MOD_TIME", a + 12, "rw",
+                     doc="or once a completion has waited this many cycles (0: no timer)"),
+            Register(f"CQ{j}_STATE", a + 16, "ro", fields=(
+                _F("PROD", 0, 16, "completions written"), _F("CONS", 16, 16, "consumer index from the doorbell"))),
+            Register(f"CQ{j}_STATUS", a + 20, "ro", fields=(_F("ARMED", 0, 1),)),
+        ]
+    return regs
+
+
+def _mr_registers(n):
+    regs = []
+    for k in range(n):
+        a = MR_BASE + k * QUEUE_STRIDE
+        regs += [
+            Register(f"MR{k}_BASE", a, "rw", width=64, doc="first byte of the memory region"),
+            Register(f"MR{k}_LEN", a + 8, "rw", width=64, doc="bytes in the memory region"),
+            Register(f"MR{k}_CTRL", a + 16, "rw", fields=(
+                _F("ENABLE", 0, 1), _F("READ", 1, 1, "transmit queues may read it"),
+                _F("WRITE", 2, 1, "receive queues may write it"), _F("PD", 4, 4, "protection domain"))),
+        ]
+    return regs
+
+
+def _doorbells(nq, ncq):
+    regs = []
+    page = 0
+    for kind, n in (("TXQ", nq), ("RXQ", nq)):
+        for i in range(n):
+            regs.append(Register(f"{kind}{i}_DB", DOORBELL_BASE + page * DOORBELL_PAGE, "wo",
+                                 fields=(_F("TAIL", 0, 16, "new producer index"),),
+                                 doc="doorbell, alone in its 4 KiB page (map it into one process)"))
+            page += 1
+    for j in range(ncq):
+        regs.append(Register(f"CQ{j}_DB", DOORBELL_BASE + page * DOORBELL_PAGE, "wo",
+                             fields=(_F("CONS", 0, 16, "new consumer index"),
+                                     _F("ARM", 31, 1, "interrupt when the moderation rule is next met")),
+                             doc="doorbell, alone in its 4 KiB page"))
+        page += 1
+    return regs
+
+
+_MAPS = {}
+
+
+def regmap(config):
+    """The register map of a build with ``config`` (cached)."""
+    key = (config.num_queues, config.num_cqs, config.num_mrs)
+    if key not in _MAPS:
+        _MAPS[key] = RegisterMap(_FIXED + _queue_registers("TXQ", TXQ_BASE, config.num_queues)
+                                 + _queue_registers("RXQ", RXQ_BASE, config.num_queues)
+                                 + _cq_registers(config.num_cqs) + _mr_registers(config.num_mrs)
+                                 + _doorbells(config.num_queues, config.num_cqs))
+    return _MAPS[key]
+
+
+def _default_config():
+    from .config import NicConfig
+    return NicConfig()
+
+
+#: The register map of the default build. Registers below 0x1000 are the same
+#: in every build; use :func:`regmap` for the per-queue ones of another build.
+REGMAP = regmap(_default_config())
 
 COUNTER_NAMES = tuple(name for name, _ in _COUNTERS)
 
@@ -236,20 +357,23 @@ def const_values(config):
         "BUILD_TEST_MEM": config.dma_test_mem,
         "BUILD_MISC": r["BUILD_MISC"].pack(MMIO_MAX_DW=config.mmio_max_dw, MSI_VECTORS=config.msi_vectors,
                                           BAR0_LOG2=config.bar0_size.bit_length() - 1),
+        "BUILD_QUEUES": r["BUILD_QUEUES"].pack(NUM_QUEUES=config.num_queues, NUM_CQS=config.num_cqs,
+                                              DESC_CACHE=config.desc_cache, NUM_MRS=config.num_mrs),
+        "BUILD_ETH": r["BUILD_ETH"].pack(MAX_FRAME=config.max_frame),
     }
 
 
 def reset_values(config):
     """Reset values of the ``rw`` registers (some depend on the configuration)."""
-    out = {r.name: r.reset for r in REGMAP if r.access == "rw"}
+    out = {r.name: r.reset for r in regmap(config) if r.access == "rw"}
     out["DMA_CPL_TIMEOUT"] = config.cpl_timeout
     return out
 
 
-def format_table(regmap=REGMAP):
+def format_table(rmap=REGMAP):
     """The register map as a text table (``python -m rtl.regmap``)."""
     lines = [f"{'offset':>8}  {'name':<22} {'access':<8} {'bits':>4}  description"]
-    for r in regmap:
+    for r in rmap:
         lines.append(f"{r.addr:#08x}  {r.name:<22} {r.access:<8} {r.width:>4}  {r.doc}")
         for f in r.fields:
             hi = f.offset + f.width - 1

@@ -4,17 +4,28 @@ from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out, connect
 
+from amaranth.lib import stream
+
 from .config import NicConfig
 from .csr import RegisterFile, get_field, pack_fields
+from .dma.mux import DmaReadMux, DmaWriteMux
 from .dma.read import DmaReadEngine
 from .dma.test_client import DmaTestClient
 from .dma.write import DmaWriteEngine
+from .eth.mac import MacRx, MacTx, RxError
+from .packet_fifo import PacketFifo
 from .pcie.arbiter import TlpArbiter
 from .pcie.cfg import PcieCfgSignature
 from .pcie.mmio import MmioTarget
 from .pcie.msi import MsiGenerator
 from .pcie.tlp import TlpStream, TlpType, tlp_beat_layout
-from .regmap import REGMAP
+from .queues.common import CqRegs, MrRegs, QueueRegs
+from .queues.cpl import CplWriter
+from .queues.desc import DescQueues
+from .queues.rx import RxEngine, rx_meta_layout
+from .queues.tx import TxEngine
+from .regmap import REGMAP, regmap
+from .streams import bytes_layout
 
 __all__ = ["PtlNic", "SOFT_RESET_CYCLES"]
 
@@ -50,6 +61,11 @@ class PtlNic(wiring.Component):
     i_tlp  In(TlpStream): TLPs from the host (requests to BAR0, completions)
     o_tlp  Out(TlpStream): TLPs to the host (completions, DMA requests, MSIs)
     cfg    In(PcieCfgSignature): configuration-space state from the endpoint
+    o_eth  Out(stream(bytes_layout)): frames to the wire (FCS included), paced
+           to the wire rate
+    i_eth  In(stream(bytes_layout)): frames from the wire; ``ready`` drops only
+           with RX back-pressure on (a pause: the receive buffer keeps room for
+           a whole frame)
 
     Both TLP ports are registered: ``i_tlp.ready`` and ``o_tlp.valid`` come
     straight from flip-flops.
@@ -61,6 +77,8 @@ class PtlNic(wiring.Component):
             "i_tlp": In(TlpStream(config.data_width)),
             "o_tlp": Out(TlpStream(config.data_width)),
             "cfg": In(PcieCfgSignature()),
+            "o_eth": Out(stream.Signature(bytes_layout(config.data_width))),
+            "i_eth": In(stream.Signature(bytes_layout(config.data_width))),
         })
 
     def elaborate(self, platform):
@@ -124,12 +142,63 @@ class PtlNic(wiring.Component):
         for block in (dma_rd, dma_wr, msi):
             m.d.comb += _assign_all(block.cfg, self.cfg, cfg_sig)
 
-        # DMA engines and their self-test client.
-        connect(m, test.rd_req, dma_rd.req)
-        connect(m, dma_rd.resp, test.rd_data)
-        connect(m, test.wr_req, dma_wr.req)
-        connect(m, test.wr_data, dma_wr.data)
-        connect(m, dma_wr.resp, test.wr_resp)
+        # Queues, their engines and the Ethernet port.
+        rmap = regmap(cfg)
+        txqs = [QueueRegs(csr, cfg, "TX", i) for i in range(cfg.num_queues)]
+        rxqs = [QueueRegs(csr, cfg, "RX", i) for i in range(cfg.num_queues)]
+        cqs = [CqRegs(csr, cfg, j) for j in range(cfg.num_cqs)]
+        mrs = [MrRegs(csr, cfg, k) for k in range(cfg.num_mrs)]
+        desc = DescQueues(cfg, txqs + rxqs, mrs)
+        txe = TxEngine(cfg, txqs)
+        rxe = RxEngine(cfg, rxqs)
+        cplw = CplWriter(cfg, cqs)
+        mac_tx = MacTx(W)
+        mac_rx = MacRx(W, (cfg.num_queues - 1).bit_length(), cfg.max_frame)
+        rx_buf = PacketFifo(W, cfg.rx_fifo // cfg.beat_bytes, rx_meta_layout(cfg.num_queues))
+        rd_mux = DmaReadMux(W, 3)
+        wr_mux = DmaWriteMux(W, 3)
+        for name, block in (("desc", desc), ("txe", txe), ("rxe", rxe), ("cplw", cplw), ("mac_tx", mac_tx),
+                            ("mac_rx", mac_rx), ("rx_buf", rx_buf), ("rd_mux", rd_mux), ("wr_mux", wr_mux)):
+            m.submodules[name] = ResetInserter(core_rst)(block)
+        connect(m, desc.tx, txe.chain)
+        connect(m, desc.rx, rxe.chain)
+        connect(m, txe.o_frame, mac_tx.i_frame)
+        connect(m, mac_tx.o_wire, wiring.flipped(self.o_eth))
+        connect(m, wiring.flipped(self.i_eth), mac_rx.i_wire)
+        qctl = rmap["QUEUE_CONTROL"]
+        backpressure = get_field(csr.queue_control, qctl, "RX_BACKPRESSURE")
+        mf, bi = mac_rx.o_frame.payload, rx_buf.i_pkt.payload
+        m.d.comb += [
+            rx_buf.i_pkt.valid.eq(mac_rx.o_frame.valid), mac_rx.o_frame.ready.eq(rx_buf.i_pkt.ready),
+            bi.data.eq(mf.data), bi.nbytes.eq(mf.nbytes), bi.last.eq(mf.last),
+            bi.drop.eq(mf.error != RxError.OK), bi.meta.length.eq(mf.length), bi.meta.queue.eq(mf.queue),
+            rx_buf.stall.eq(0),
+            # Pause the wire while the receive buffer could not take one more whole frame.
+            self.i_eth.ready.eq(mac_rx.i_wire.ready & (~backpressure | (
+                rx_buf.level < (cfg.rx_fifo - cfg.max_frame) // cfg.beat_bytes - 16))),
+            rxe.backpressure.eq(backpressure),
+        ]
+        connect(m, rx_buf.o_meta, rxe.i_meta)
+        connect(m, rx_buf.o_pkt, rxe.i_frame)
+        connect(m, txe.cpl, cplw.i_tx)
+        connect(m, rxe.cpl, cplw.i_rx)
+
+        # DMA engines and their clients.
+        rdc, wrc = rd_mux.clients(), wr_mux.clients()
+        connect(m, test.rd_req, rdc[0].req)
+        connect(m, rdc[0].data, test.rd_data)
+        connect(m, test.wr_req, wrc[0].req)
+        connect(m, test.wr_data, wrc[0].data)
+        connect(m, wrc[0].resp, test.wr_resp)
+        connect(m, desc.dma, rdc[1])
+        connect(m, txe.dma, rdc[2])
+        connect(m, rxe.dma, wrc[1])
+        connect(m, cplw.dma, wrc[2])
+        connect(m, rd_mux.engine.req, dma_rd.req)
+        connect(m, dma_rd.resp, rd_mux.engine.data)
+        connect(m, wr_mux.engine.req, dma_wr.req)
+        connect(m, wr_mux.engine.data, dma_wr.data)
+        connect(m, dma_wr.resp, wr_mux.engine.resp)
         ctrl = csr.dma_test_ctrl
         r_ctrl = REGMAP["DMA_TEST_CTRL"]
         m.d.comb += [
@@ -153,7 +222,8 @@ class PtlNic(wiring.Component):
             msi.enable.eq(get_field(csr.control, REGMAP["CONTROL"], "IRQ_ENABLE")),
             msi.request.eq(Mux(trig.stb, Const(1, nv) << get_field(trig.data, REGMAP["MSI_TRIGGER"], "VECTOR"), 0)
                            | Mux(test.irq, Const(1, nv) << get_field(csr.dma_test_vector, REGMAP["DMA_TEST_VECTOR"],
-                                                                    "VECTOR"), 0)),
+                                                                    "VECTOR"), 0)
+                           | cplw.irq),
         ]
 
         # Soft reset: stop issuing, let the link and outstanding reads drain, then reset.
@@ -182,6 +252,7 @@ class PtlNic(wiring.Component):
 
         cycle_count = Signal(64)
         m.d.sync += cycle_count.eq(cycle_count + 1)
+        m.d.comb += cplw.now.eq(cycle_count[:32])
         m.d.comb += [
             csr.cycle_count.eq(cycle_count),
             csr.status.eq(pack_fields(
@@ -199,5 +270,17 @@ class PtlNic(wiring.Component):
             csr.dma_rd_ops.eq(rs.ops), csr.dma_rd_tlps.eq(rs.tlps), csr.dma_rd_cpls.eq(rs.cpls),
             csr.dma_wr_ops.eq(ws.ops), csr.dma_wr_tlps.eq(ws.tlps),
             csr.msi_sent.eq(msi.sent), csr.msi_blocked.eq(msi.blocked),
+            csr.tx_frames.eq(mac_tx.sent), csr.rx_frames.eq(rxe.delivered),
+            csr.rx_drop_overflow.eq(rx_buf.overflow), csr.rx_drop_no_buf.eq(rxe.no_buf),
+            csr.rx_drop_disabled.eq(rxe.disabled),
+            csr.desc_err_protection.eq(desc.prot), csr.desc_err_zero_len.eq(desc.zero),
+            csr.db_ignored.eq(desc.db_ignored), csr.queue_faults.eq(desc.fault),
+            csr.cpl_dropped.eq(cplw.dropped), csr.cq_irqs.eq(cplw.irqs),
+        ]
+        rx_end = mac_rx.o_frame.valid & mac_rx.o_frame.ready & mf.last
+        m.d.comb += [
+            csr.rx_drop_fcs.eq(rx_end & (mf.error == RxError.BAD_FCS)),
+            csr.rx_drop_runt.eq(rx_end & (mf.error == RxError.RUNT)),
+            csr.rx_drop_oversize.eq(rx_end & (mf.error == RxError.OVERSIZE)),
         ]
         return m

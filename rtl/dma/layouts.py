@@ -23,6 +23,8 @@ reaches the host after the data (or once the request was refused).
 from amaranth.hdl import unsigned
 from amaranth.lib import data
 
+from ..streams import bytes_layout
+
 __all__ = ["LEN_BITS", "STATUS_BITS", "read_req_layout", "read_data_layout",
            "write_req_layout", "write_data_layout", "write_resp_layout"]
 
@@ -49,11 +51,7 @@ def write_req_layout():
 
 
 def write_data_layout(data_width):
-    return data.StructLayout({
-        "data": unsigned(data_width),
-        "nbytes": unsigned((data_width // 8).bit_length()),
-        "last": 1,
-    })
+    return bytes_layout(data_width)
 
 
 def write_resp_layout():

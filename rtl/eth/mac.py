@@ -1,0 +1,238 @@
+# Ref: IEEE 802.3-2018 §3.1.1 (frame format: preamble, SFD, addresses,
+# length/type, data and pad to a minimum of 64 bytes with the FCS, FCS),
+# §4.4.2 (interpacket gap: 96 bit times), §4.2.4.2.2 (frames shorter than the
+# minimum are fragments and are discarded), §46.3.1.4 (deficit idle count).
+"""Ethernet MAC: framing and FCS towards the wire, checking from it.
+
+The wire is a stream of beats (:func:`rtl.streams.bytes_layout`), one frame per
+packet, each frame starting in lane 0: the frame's bytes including pad and FCS.
+The transmitter paces frames so that the wire carries at most ``data_width / 8``
+bytes per cycle counting 8 bytes of preamble/SFD and a 12-byte gap per frame,
+like a PHY of that rate; it averages the gap as a deficit idle count does, so
+beat boundaries cost no throughput.
+"""
+
+import enum
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..streams import bytes_layout
+from .crc import INIT, RESIDUE, crc32_beat
+
+__all__ = ["MIN_FRAME", "WIRE_OVERHEAD", "RxError", "rx_frame_layout", "MacTx", "MacRx"]
+
+#: Shortest frame on the wire, FCS included.
+MIN_FRAME = 64
+#: Wire bytes per frame besides the frame: preamble and SFD (8), gap (12).
+WIRE_OVERHEAD = 20
+
+
+class RxError(enum.IntEnum):
+    OK = 0
+    BAD_FCS = 1
+    RUNT = 2
+    OVERSIZE = 3
+
+
+def rx_frame_layout(data_width, queue_bits):
+    """A received frame without its FCS; on the last beat: how it ended, its
+    length and the receive queue its destination address steers it to."""
+    return data.StructLayout({
+        "data": data_width,
+        "nbytes": (data_width // 8).bit_length(),
+        "last": 1,
+        "error": 2,
+        "length": 14,
+        "queue": queue_bits,
+    })
+
+
+class MacTx(wiring.Component):
+    """Pads frames to 60 bytes, appends the FCS and paces them onto the wire.
+
+    i_frame  In(stream(bytes_layout)): frames, no FCS; a frame must arrive
+             without gaps once its first beat has (store-and-forward upstream)
+    o_wire   Out(stream(bytes_layout))
+    sent     Out(1): one cycle per frame put on the wire
+    """
+
+    def __init__(self, data_width):
+        self._w = data_width
+        super().__init__({
+            "i_frame": In(stream.Signature(bytes_layout(data_width))),
+            "o_wire": Out(stream.Signature(bytes_layout(data_width))),
+            "sent": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        W, WB = self._w, self._w // 8
+        LB = WB.bit_length() - 1
+        body = MIN_FRAME - 4
+
+        # Stage 1: frame bytes, pad and the CRC over them.
+        count = Signal(range(body + 1))      # bytes so far, saturating at the minimum body
+        crc = Signal(32, init=INIT)
+        padding = Signal()                   # emitting pad beats after a short frame
+        s_valid = Signal()
+        s = Signal(data.StructLayout({"data": W, "eff": LB + 1, "end": 1, "first": 1, "crc": 32}))
+        s_take = Signal()                    # stage 2 takes the stage register this cycle
+
+        beat = self.i_frame.payload
+        n_in = Mux(padding, 0, beat.nbytes)
+        ends_data = padding | beat.last
+        total = count + n_in
+        eff = Signal(LB + 1)
+        with m.If(ends_data & (count < body)):
+            # The frame (or its pad) ends in this beat: cover up to the 60-byte body.
+            m.d.comb += eff.eq(Mux(body - count > WB, WB, Mux(total > body, n_in, body - count)))
+        with m.Else():
+            m.d.comb += eff.eq(n_in)
+        keep = Cat(*[Mux(j < n_in, Const(0xFF, 8), Const(0, 8)) for j in range(WB)])
+        masked = Signal(W)
+        m.d.comb += masked.eq(Mux(padding, 0, beat.data & keep))
+        crc_next = crc32_beat(m, crc, masked, eff, WB)
+        done_body = ends_data & ((count + eff) >= body)
+
+        have = padding | self.i_frame.valid
+        stage_free = ~s_valid | s_take
+        with m.If(have & stage_free):
+            m.d.comb += self.i_frame.ready.eq(~padding)
+            m.d.sync += [
+                s_valid.eq(1), s.data.eq(masked), s.eff.eq(eff), s.crc.eq(crc_next),
+                s.first.eq((count == 0) & ~padding), s.end.eq(done_body),
+                count.eq(Mux(done_body, 0, Mux(count + eff > body, body, count + eff))),
+                crc.eq(Mux(done_body, INIT, crc_next)),
+                padding.eq(ends_data & ~done_body),
+            ]
+        with m.Elif(s_take):
+            m.d.sync += s_valid.eq(0)
+
+        # Stage 2: the FCS after the last body byte, and the pacing.
+        fcs = Signal(32)
+        m.d.comb += fcs.eq(~s.crc)
+        tail = Signal()                      # the FCS spills into one more beat
+        tail_data = Signal(32)
+        tail_n = Signal(3)
+        debt = Signal(range(-WB - 2 * WIRE_OVERHEAD, 16384))
+        out = self.o_wire.payload
+        can_start = debt <= 0
+        with m.If(tail):
+            m.d.comb += [self.o_wire.valid.eq(1), out.data.eq(tail_data), out.nbytes.eq(tail_n), out.last.eq(1)]
+            with m.If(self.o_wire.ready):
+                m.d.sync += tail.eq(0)
+        with m.Elif(s_valid & (~s.first | can_start)):
+            with_fcs = (s.data | (fcs << (s.eff << 3)))[:W]
+            fits = s.eff + 4 <= WB
+            m.d.comb += [
+                self.o_wire.valid.eq(1),
+                out.data.eq(Mux(s.end, with_fcs, s.data)),
+                out.nbytes.eq(Mux(s.end, Mux(fits, s.eff + 4, WB), s.eff)),
+                out.last.eq(s.end & fits),
+                s_take.eq(self.o_wire.ready),
+            ]
+            with m.If(self.o_wire.ready & s.end & ~fits):
+                m.d.sync += [tail.eq(1), tail_data.eq(fcs >> ((WB - s.eff)[:LB + 1] << 3)), tail_n.eq(s.eff + 4 - WB)]
+
+        fire = self.o_wire.valid & self.o_wire.ready
+        m.d.comb += self.sent.eq(fire & out.last)
+        with m.If(fire):
+            m.d.sync += debt.eq(debt + out.nbytes + Mux(out.last, WIRE_OVERHEAD, 0) - WB)
+        with m.Elif(s_valid & s.first & ~tail):
+            m.d.sync += debt.eq(debt - WB)       # a frame waits for the gap: the debt may go negative
+        with m.Else():
+            m.d.sync += debt.eq(Mux(debt > WB, debt - WB, 0))
+        return m
+
+
+class MacRx(wiring.Component):
+    """Checks frames from the wire and strips their FCS.
+
+    Every frame comes out (so that the receive FIFO can drop it whole), its last
+    beat saying whether it was good: a bad FCS, shorter than 64 bytes (runt) or
+    longer than ``max_frame`` bytes (oversize). The receive queue is the
+    destination address's last byte modulo ``2 ** queue_bits``.
+
+    i_wire   In(stream(bytes_layout)): always ready
+    o_frame  Out(stream(rx_frame_layout)): may not stall (the receive FIFO drops)
+    """
+
+    def __init__(self, data_width, queue_bits, max_frame):
+        self._w = data_width
+        self._qb = queue_bits
+        self._max = max_frame
+        super().__init__({
+            "i_wire": In(stream.Signature(bytes_layout(data_width))),
+            "o_frame": Out(stream.Signature(rx_frame_layout(data_width, queue_bits))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        W, WB = self._w, self._w // 8
+        LB = WB.bit_length() - 1
+        qb = self._qb
+        m.d.comb += self.i_wire.ready.eq(1)
+        beat = self.i_wire.payload
+        fire = self.i_wire.valid
+
+        crc = Signal(32, init=INIT)
+        length = Signal(15)
+        in_frame = Signal()
+        queue = Signal(max(qb, 1))
+        crc_next = crc32_beat(m, crc, beat.data, beat.nbytes, WB)
+        new_len = length + beat.nbytes
+        with m.If(fire):
+            m.d.sync += [crc.eq(Mux(beat.last, INIT, crc_next)), in_frame.eq(~beat.last),
+                         length.eq(Mux(beat.last, 0, Mux(new_len > 16383, 16383, new_len)))]
+            if qb:
+                with m.If(~in_frame):
+                    m.d.sync += queue.eq(beat.data[40:40 + qb])
+
+        # One beat is held back, so that the FCS can be cut off when the last
+        # beat shows where the frame ends. A held final beat keeps the frame's
+        # status in l_*; it leaves when the next beat arrives or in the next cycle.
+        held = Signal()
+        h = Signal(bytes_layout(W))
+        l_err = Signal(2)
+        l_len = Signal(14)
+        l_q = Signal(max(qb, 1))
+        out = self.o_frame.payload
+        err = Signal(2)
+        m.d.comb += err.eq(Mux(new_len < MIN_FRAME, RxError.RUNT,
+                               Mux(new_len > self._max, RxError.OVERSIZE,
+                                   Mux(crc_next != RESIDUE, RxError.BAD_FCS, RxError.OK))))
+        q_now = Mux(in_frame, queue, beat.data[40:40 + qb]) if qb else Const(0, 1)
+        strip = (4 - beat.nbytes)[:LB + 1]   # FCS bytes in the held beat when the last beat is short
+
+        def emit_held():
+            return [self.o_frame.valid.eq(held), out.data.eq(h.data), out.nbytes.eq(h.nbytes), out.last.eq(h.last),
+                    out.error.eq(l_err), out.length.eq(l_len), out.queue.eq(l_q)]
+
+        def latch():
+            return [l_err.eq(err), l_len.eq(new_len - 4), l_q.eq(q_now)]
+
+        with m.If(fire & beat.last & (beat.nbytes <= 4) & held & ~h.last):
+            # The held beat is this frame's and ends it, less the FCS bytes it holds.
+            m.d.comb += [self.o_frame.valid.eq(1), out.data.eq(h.data), out.nbytes.eq(h.nbytes - strip),
+                         out.last.eq(1), out.error.eq(err), out.length.eq(new_len - 4), out.queue.eq(q_now)]
+            m.d.sync += held.eq(0)
+        with m.Elif(fire & beat.last & (beat.nbytes <= 4)):
+            # A frame of at most its FCS: only an end marker, after any held final beat.
+            with m.If(held):
+                m.d.comb += emit_held()
+                m.d.sync += [h.nbytes.eq(0), h.last.eq(1), held.eq(1)] + latch()
+            with m.Else():
+                m.d.comb += [self.o_frame.valid.eq(1), out.nbytes.eq(0), out.last.eq(1), out.error.eq(err),
+                             out.length.eq(0), out.queue.eq(q_now)]
+        with m.Elif(fire):
+            m.d.comb += emit_held()
+            m.d.sync += [h.data.eq(beat.data), held.eq(1), h.last.eq(beat.last),
+                         h.nbytes.eq(Mux(beat.last, beat.nbytes - 4, beat.nbytes))]
+            with m.If(beat.last):
+                m.d.sync += latch()
+        with m.Elif(held & h.last):
+            m.d.comb += emit_held()
+            m.d.sync += held.eq(0)
+        return m

@@ -1,0 +1,88 @@
+"""Views of the queue registers, the protection check and the completion request
+that the queue engines share."""
+
+from amaranth.hdl import Cat, Const, Signal, unsigned
+from amaranth.lib import data
+
+from ..csr import get_field
+from ..regmap import regmap
+
+__all__ = ["QueueRegs", "CqRegs", "MrRegs", "cpl_req_layout", "protection_ok", "ERROR_CHAIN_TOO_LONG"]
+
+#: Queue ERROR code for a chain longer than the descriptor cache.
+ERROR_CHAIN_TOO_LONG = 15
+
+
+class QueueRegs:
+    """One transmit or receive queue's registers, as signals of the register file."""
+
+    def __init__(self, csr, config, kind, i):
+        r = regmap(config)
+        p = f"{kind.lower()}q{i}"
+        ctrl = getattr(csr, f"{p}_ctrl")
+        c = r[f"{kind}Q{i}_CTRL"]
+        self.base = getattr(csr, f"{p}_base")
+        self.enable = get_field(ctrl, c, "ENABLE")
+        self.log_size = get_field(ctrl, c, "LOG_SIZE")
+        self.cq = get_field(ctrl, c, "CQ")
+        self.pd = get_field(ctrl, c, "PD")
+        self.db = getattr(csr, f"{p}_db")              # strobe: stb, data
+        self.db_tail = get_field(self.db.data, r[f"{kind}Q{i}_DB"], "TAIL")
+        self.state = getattr(csr, f"{p}_state")        # ro input
+        self.error = getattr(csr, f"{p}_error")        # ro input
+
+
+class CqRegs:
+    def __init__(self, csr, config, j):
+        r = regmap(config)
+        p = f"cq{j}"
+        ctrl = getattr(csr, f"{p}_ctrl")
+        c = r[f"CQ{j}_CTRL"]
+        self.base = getattr(csr, f"{p}_base")
+        self.enable = get_field(ctrl, c, "ENABLE")
+        self.log_size = get_field(ctrl, c, "LOG_SIZE")
+        self.vector = get_field(ctrl, c, "VECTOR")
+        self.mod_count = get_field(ctrl, c, "MOD_COUNT")
+        self.mod_time = getattr(csr, f"{p}_mod_time")
+        self.db = getattr(csr, f"{p}_db")
+        self.db_cons = get_field(self.db.data, r[f"CQ{j}_DB"], "CONS")
+        self.db_arm = get_field(self.db.data, r[f"CQ{j}_DB"], "ARM")
+        self.state = getattr(csr, f"{p}_state")
+        self.status = getattr(csr, f"{p}_status")
+
+
+class MrRegs:
+    def __init__(self, csr, config, k):
+        r = regmap(config)
+        ctrl = getattr(csr, f"mr{k}_ctrl")
+        c = r[f"MR{k}_CTRL"]
+        self.base = getattr(csr, f"mr{k}_base")
+        self.len = getattr(csr, f"mr{k}_len")
+        self.enable = get_field(ctrl, c, "ENABLE")
+        self.read = get_field(ctrl, c, "READ")
+        self.write = get_field(ctrl, c, "WRITE")
+        self.pd = get_field(ctrl, c, "PD")
+
+
+def cpl_req_layout():
+    """What an engine asks the completion writer to write (it adds phase and time)."""
+    return data.StructLayout({
+        "cq": unsigned(8), "kind": 1, "queue": unsigned(8), "index": unsigned(16), "ndesc": unsigned(8),
+        "len": unsigned(32), "status": unsigned(4),
+    })
+
+
+def protection_ok(m, mrs, pd, addr, length, write):
+    """True when ``[addr, addr + length)`` lies inside one enabled memory region
+    of domain ``pd`` that allows the access (``write``: a constant, receive)."""
+    hits = []
+    end = Signal(65)
+    m.d.comb += end.eq(addr + length)
+    for k, mr in enumerate(mrs):
+        mr_end = Signal(65, name=f"mr{k}_end")
+        m.d.comb += mr_end.eq(mr.base + mr.len)
+        hit = Signal(name=f"mr{k}_hit")
+        m.d.comb += hit.eq(mr.enable & (mr.pd == pd) & (mr.write if write else mr.read)
+                           & (addr >= mr.base) & (end <= mr_end))
+        hits.append(hit)
+    return Cat(*hits).any() if hits else Const(0, 1)

@@ -1,0 +1,295 @@
+"""Descriptor rings: doorbells, descriptor fetch and the per-queue cache.
+
+Queues 0 .. N-1 are the transmit queues, N .. 2N-1 the receive queues. A doorbell
+sets a queue's tail. The fetcher reads, by DMA, up to ``desc_cache`` descriptors
+at a time from queues whose tail is ahead of what was fetched, into a cache of
+``desc_cache`` slots per queue; it checks each against the protection table on
+the way in. The transmit and receive engines each see, per queue, whether a
+complete chain (descriptors up to one without MORE) is cached, read its
+descriptors and pop it when done. Chains are recorded as their last
+descriptor arrives (length and first error) in a small per-queue FIFO, so
+finding one costs no search.
+
+A queue stops in error (its ERROR register says why) when a descriptor fetch
+fails or a chain does not fit in the cache; re-enabling the queue restarts it
+with both indices at 0.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, fifo, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..dma.mux import DmaReadClient
+from .common import ERROR_CHAIN_TOO_LONG, protection_ok
+from .layouts import DESC_BYTES, Descriptor, DescFlags, QueueStatus
+
+__all__ = ["DescQueues", "ChainPort"]
+
+
+class ChainPort(wiring.Signature):
+    """An engine's view of one side's queues (engine side is ``In``).
+
+    running  Out(N): queue is enabled and not in error
+    ready    Out(N): queue has a complete chain cached (and is running)
+    sel      In: the queue the engine looks at
+    len      Out: descriptors in its chain; err: the chain's QueueStatus (first bad one)
+    head     Out(16): ring index of the chain's first descriptor
+    idx      In: descriptor of the chain to read; desc: Out(Descriptor), same cycle
+    pop      In(1): the chain of ``sel`` is done
+    """
+
+    def __init__(self, n, d):
+        super().__init__({
+            "running": Out(n), "ready": Out(n), "sel": In(range(max(n, 2))), "len": Out(range(d + 1)), "err": Out(4),
+            "head": Out(16), "idx": In(range(max(d, 2))), "desc": Out(Descriptor), "pop": In(1),
+        })
+
+
+class DescQueues(wiring.Component):
+    """
+    dma    Out(DmaReadClient): descriptor fetches
+    tx, rx Out(ChainPort): the engines' views
+    stats  counter pulses: prot, zero, db_ignored, fault
+    """
+
+    def __init__(self, config, queues, mrs):
+        self._config = config
+        self._queues = queues       # 2N QueueRegs, transmit first
+        self._mrs = mrs
+        n, d = config.num_queues, config.desc_cache
+        super().__init__({
+            "dma": Out(DmaReadClient(config.data_width)),
+            "tx": Out(ChainPort(n, d)),
+            "rx": Out(ChainPort(n, d)),
+            "prot": Out(1), "zero": Out(1), "db_ignored": Out(1), "fault": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        N, D = cfg.num_queues, cfg.desc_cache
+        Q = 2 * N
+        QB = (Q - 1).bit_length()
+        DB = (D - 1).bit_length()
+        W, WB = cfg.data_width, cfg.beat_bytes
+        qs = self._queues
+
+        # ----------------------------------------------------- per-queue state
+        tail = [Signal(16, name=f"tail{q}") for q in range(Q)]
+        fetch = [Signal(16, name=f"fetch{q}") for q in range(Q)]
+        head = [Signal(16, name=f"head{q}") for q in range(Q)]
+        c_head = [Signal(DB, name=f"c_head{q}") for q in range(Q)]
+        c_count = [Signal(DB + 1, name=f"c_count{q}") for q in range(Q)]
+        c_infl = [Signal(DB + 1, name=f"c_infl{q}") for q in range(Q)]
+        error = [Signal(4, name=f"error{q}") for q in range(Q)]
+        gen = [Signal(name=f"gen{q}") for q in range(Q)]
+        cur_len = [Signal(DB + 1, name=f"cur_len{q}") for q in range(Q)]   # chain being cached
+        cur_err = [Signal(4, name=f"cur_err{q}") for q in range(Q)]
+        ch_head = [Signal(DB, name=f"ch_head{q}") for q in range(Q)]       # cached chains
+        ch_count = [Signal(DB + 1, name=f"ch_count{q}") for q in range(Q)]
+        was_on = [Signal(name=f"was_on{q}") for q in range(Q)]
+        running = [Signal(name=f"running{q}") for q in range(Q)]
+        for q in range(Q):
+            m.d.comb += running[q].eq(qs[q].enable & (error[q] == 0))
+            m.d.comb += [qs[q].state.eq(Cat(head[q], tail[q])), qs[q].error.eq(error[q])]
+        size = [(Const(1, 17) << qs[q].log_size)[:17] for q in range(Q)]
+
+        # Per-queue updates from several places in one cycle, summed here.
+        w_q = Signal(QB)          # cache write: queue
+        w_en = Signal()
+        pop_q = [Signal(QB, name="pop_tx_q"), Signal(QB, name="pop_rx_q")]
+        pop_en = [Signal(name="pop_tx"), Signal(name="pop_rx")]
+        pop_n = [Signal(DB + 1, name="pop_tx_n"), Signal(DB + 1, name="pop_rx_n")]
+        f_q = Signal(QB)          # fetch issued: queue and count
+        f_en = Signal()
+        f_n = Signal(DB + 1)
+        fault_q = Signal(QB)
+        fault_en = Signal()
+        fault_code = Signal(4)
+
+        # ------------------------------------------------------------ doorbells
+        ignored = []
+        for q in range(Q):
+            db = qs[q].db
+            ahead = (qs[q].db_tail - head[q])[:16]
+            ok = qs[q].enable & (ahead <= size[q])
+            with m.If(db.stb & ok):
+                m.d.sync += tail[q].eq(qs[q].db_tail)
+            ignored.append(db.stb & ~ok)
+        m.d.comb += self.db_ignored.eq(Cat(*ignored).any())
+
+        # ---------------------------------------------------------------- fetch
+        inflight = m.submodules.inflight = fifo.SyncFIFOBuffered(width=QB + 1 + DB + 1, depth=8)
+        need = Signal(Q)
+        free = [Signal(DB + 1, name=f"free{q}") for q in range(Q)]
+        for q in range(Q):
+            m.d.comb += [free[q].eq(D - c_count[q] - c_infl[q]),
+                         need[q].eq(running[q] & (tail[q] != fetch[q]) & (free[q] != 0))]
+        last_f = Signal(QB)
+        pick = Signal(QB)
+        for off in reversed(range(1, Q + 1)):
+            for k in range(Q):
+                with m.If((last_f == k) & need[(k + off) % Q]):
+                    m.d.comb += pick.eq((k + off) % Q)
+        p_tail = Array(tail)[pick]
+        p_fetch = Array(fetch)[pick]
+        p_size = Array(size)[pick]
+        p_free = Array(free)[pick]
+        p_base = Array([qs[q].base for q in range(Q)])[pick]
+        pending = Signal(17)
+        to_end = Signal(17)
+        n_fetch = Signal(DB + 1)
+        m.d.comb += [
+            pending.eq((p_tail - p_fetch)[:16]),
+            to_end.eq(p_size - (p_fetch & (p_size - 1))),
+        ]
+        lim = Mux(pending < to_end, pending, to_end)
+        m.d.comb += n_fetch.eq(Mux(lim < p_free, lim, p_free))
+        req = self.dma.req
+        m.d.comb += [
+            req.valid.eq((need != 0) & inflight.w_rdy),
+            req.payload.addr.eq(p_base + ((p_fetch & (p_size - 1)) << 4)),
+            req.payload.len.eq(n_fetch << 4),
+            inflight.w_data.eq(Cat(pick, Array(gen)[pick], n_fetch)),
+        ]
+        with m.If(req.valid & req.ready):
+            m.d.comb += [inflight.w_en.eq(1), f_en.eq(1), f_q.eq(pick), f_n.eq(n_fetch)]
+            m.d.sync += last_f.eq(pick)
+
+        # Descriptors arrive as a packed byte stream; take 16 bytes at a time.
+        resp = self.dma.data
+        r_q = inflight.r_data[:QB]
+        r_gen = inflight.r_data[QB]
+        word = Signal(8 * DESC_BYTES)
+        word_ok = Signal()            # a whole descriptor is in ``word`` this cycle
+        word_take = Signal()          # and it is consumed
+        if W <= 128:
+            per = 128 // W            # beats per descriptor
+            acc = Signal(128)
+            got = Signal(range(per + 1))
+            if per == 1:
+                m.d.comb += [word.eq(resp.payload.data), word_ok.eq(resp.valid & (resp.payload.nbytes != 0)),
+                             resp.ready.eq(1)]
+            else:
+                m.d.comb += [word.eq(Cat(acc[:128 - W], resp.payload.data)),
+                             word_ok.eq(resp.valid & (got == per - 1) & (resp.payload.nbytes != 0)),
+                             resp.ready.eq(1)]
+                with m.If(resp.valid):
+                    with m.If((got == per - 1) | resp.payload.last):
+                        m.d.sync += got.eq(0)
+                    with m.Else():
+                        m.d.sync += [acc.word_select(got, W).eq(resp.payload.data), got.eq(got + 1)]
+            end_of_group = resp.valid & resp.payload.last
+        else:
+            per = W // 128            # descriptors per beat
+            sub = Signal(range(per))
+            in_beat = resp.payload.nbytes >> 4
+            m.d.comb += [word.eq(resp.payload.data.word_select(sub, 128)),
+                         word_ok.eq(resp.valid & (sub < in_beat))]
+            last_sub = (sub == per - 1) | (sub + 1 >= in_beat)
+            with m.If(resp.valid):
+                with m.If(last_sub):
+                    m.d.comb += resp.ready.eq(1)
+                    m.d.sync += sub.eq(0)
+                with m.Else():
+                    m.d.sync += sub.eq(sub + 1)
+            end_of_group = resp.valid & resp.ready & resp.payload.last
+        m.d.comb += word_take.eq(word_ok)
+
+        desc = Signal(Descriptor)
+        m.d.comb += desc.eq(word)
+        current = r_gen == Array(gen)[r_q]
+        is_rx = r_q >= N
+        pd = Array([qs[q].pd for q in range(Q)])[r_q]
+        ok_tx = protection_ok(m, self._mrs, pd, desc.addr, desc.len, write=False)
+        ok_rx = protection_ok(m, self._mrs, pd, desc.addr, desc.len, write=True)
+        code = Signal(4)
+        m.d.comb += code.eq(Mux(desc.len == 0, QueueStatus.ZERO_LENGTH,
+                                Mux(Mux(is_rx, ok_rx, ok_tx), QueueStatus.OK, QueueStatus.PROTECTION)))
+        slot = (Array(c_head)[r_q] + Array(c_count)[r_q])[:DB]
+        r_len = Array(cur_len)[r_q] + 1
+        r_err = Mux(Array(cur_err)[r_q] != 0, Array(cur_err)[r_q], code)
+        r_end = (desc.flags & DescFlags.MORE) == 0
+        chain_l = data.StructLayout({"len": DB + 1, "err": 4})
+        rams = []
+        for side in range(2):
+            mem = Memory(shape=Descriptor, depth=N * D, init=[])
+            chains = Memory(shape=chain_l, depth=N * D, init=[])
+            m.submodules[f"cache_{'rx' if side else 'tx'}"] = mem
+            m.submodules[f"chains_{'rx' if side else 'tx'}"] = chains
+            wp = mem.write_port()
+            cwp = chains.write_port()
+            rams.append((mem, chains))
+            within = r_q[:QB - 1]     # the queue's number on its side
+            ch_slot = (Array(ch_head)[r_q] + Array(ch_count)[r_q])[:DB]
+            m.d.comb += [wp.addr.eq(Cat(slot, within)), wp.data.eq(desc),
+                         wp.en.eq(word_take & current & (is_rx == side)),
+                         cwp.addr.eq(Cat(ch_slot, within)), cwp.data.len.eq(r_len), cwp.data.err.eq(r_err),
+                         cwp.en.eq(word_take & current & (is_rx == side) & r_end)]
+        ch_push = Signal()
+        with m.If(word_take & current):
+            m.d.comb += [w_en.eq(1), w_q.eq(r_q), ch_push.eq(r_end), self.prot.eq(code == QueueStatus.PROTECTION),
+                         self.zero.eq(code == QueueStatus.ZERO_LENGTH)]
+            for q in range(Q):
+                with m.If(r_q == q):
+                    with m.If(r_end):
+                        m.d.sync += [cur_len[q].eq(0), cur_err[q].eq(0)]
+                    with m.Else():
+                        m.d.sync += [cur_len[q].eq(r_len), cur_err[q].eq(r_err)]
+        # A chain that fills the whole cache can never complete.
+        with m.If(word_take & current & ~r_end & (r_len == D)):
+            m.d.comb += [fault_en.eq(1), fault_q.eq(r_q), fault_code.eq(ERROR_CHAIN_TOO_LONG)]
+        with m.If(end_of_group):
+            m.d.comb += inflight.r_en.eq(1)
+            with m.If(current & (resp.payload.status != 0)):
+                m.d.comb += [fault_en.eq(1), fault_q.eq(r_q), fault_code.eq(resp.payload.status)]
+
+        # ---------------------------------------------------------- engines' ports
+        for side, port in enumerate((self.tx, self.rx)):
+            mem, chains = rams[side]
+            rd = mem.read_port(domain="comb")
+            crd = chains.read_port(domain="comb")
+            base = side * N
+            sel_ch_head = Array(ch_head[base:base + N])[port.sel]
+            sel_c_head = Array(c_head[base:base + N])[port.sel]
+            m.d.comb += [
+                port.running.eq(Cat(*[running[base + i] for i in range(N)])),
+                port.ready.eq(Cat(*[running[base + i] & (ch_count[base + i] != 0) for i in range(N)])),
+                crd.addr.eq(Cat(sel_ch_head, port.sel)),
+                port.len.eq(crd.data.len),
+                port.err.eq(crd.data.err),
+                port.head.eq(Array(head[base:base + N])[port.sel]),
+                rd.addr.eq(Cat((sel_c_head + port.idx)[:DB], port.sel)),
+                port.desc.eq(rd.data),
+                pop_en[side].eq(port.pop), pop_q[side].eq(base + port.sel), pop_n[side].eq(crd.data.len),
+            ]
+        m.d.comb += self.fault.eq(fault_en)
+
+        # ------------------------------------------------------- state updates
+        for q in range(Q):
+            start = qs[q].enable & ~was_on[q]
+            m.d.sync += was_on[q].eq(qs[q].enable)
+            inc = Mux(w_en & (w_q == q), 1, 0)
+            dec = Mux(pop_en[0] & (pop_q[0] == q), pop_n[0], 0) + Mux(pop_en[1] & (pop_q[1] == q), pop_n[1], 0)
+            fetched = Mux(f_en & (f_q == q), f_n, 0)
+            ch_in = ch_push & (w_q == q)
+            ch_out = (pop_en[0] & (pop_q[0] == q)) | (pop_en[1] & (pop_q[1] == q))
+            with m.If(start):
+                # A queue (re)starts empty; fetches still in flight are ignored.
+                m.d.sync += [tail[q].eq(0), fetch[q].eq(0), head[q].eq(0), c_head[q].eq(0), c_count[q].eq(0),
+                             c_infl[q].eq(0), error[q].eq(0), gen[q].eq(~gen[q]), cur_len[q].eq(0),
+                             cur_err[q].eq(0), ch_head[q].eq(0), ch_count[q].eq(0)]
+            with m.Else():
+                m.d.sync += [
+                    c_count[q].eq(c_count[q] + inc - dec),
+                    c_head[q].eq(c_head[q] + dec),
+                    head[q].eq(head[q] + dec),
+                    fetch[q].eq(fetch[q] + fetched),
+                    c_infl[q].eq(c_infl[q] + fetched - inc),
+                    ch_count[q].eq(ch_count[q] + ch_in - ch_out),
+                    ch_head[q].eq(ch_head[q] + ch_out),
+                ]
+                with m.If(fault_en & (fault_q == q) & (error[q] == 0)):
+                    m.d.sync += error[q].eq(fault_code)
+        return m

@@ -1,0 +1,153 @@
+"""Receive engine: frames to chains of posted buffers, with zero copy.
+
+Each frame from the receive buffer is steered to a receive queue (by the MAC,
+from its destination address). The planner takes the queue's next cached chain
+and issues one DMA write per descriptor as one scatter group, filling buffers
+in order; a frame longer than the chain fills it and completes TRUNCATED. The
+data mover then streams the frame from the receive buffer to the DMA engine.
+A frame whose queue is disabled, or has no buffer posted, is dropped and
+counted, or with back-pressure on (QUEUE_CONTROL.RX_BACKPRESSURE) waits for
+one. A chain with a bad descriptor gets nothing written: the frame is dropped
+and the chain completes with the reason.
+"""
+
+from amaranth.hdl import Array, Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..dma.mux import DmaWriteClient
+from ..streams import bytes_layout
+from .common import cpl_req_layout
+from .desc import ChainPort
+from .layouts import QueueKind, QueueStatus
+
+__all__ = ["RxEngine", "rx_meta_layout"]
+
+
+def rx_meta_layout(num_queues):
+    return data.StructLayout({"length": 14, "queue": range(num_queues)})
+
+
+class RxEngine(wiring.Component):
+    """
+    chain        In(ChainPort): the receive queues' cached chains
+    i_meta       In(stream(rx_meta_layout)): length and queue of the next frame
+    i_frame      In(stream(bytes_layout)): the frames
+    dma          Out(DmaWriteClient): buffer writes
+    cpl          Out(stream(cpl_req_layout))
+    backpressure In(1)
+    delivered, no_buf, disabled  Out(1): counter pulses
+    """
+
+    def __init__(self, config, queues):
+        self._config = config
+        self._queues = queues
+        super().__init__({
+            "chain": In(ChainPort(config.num_queues, config.desc_cache)),
+            "i_meta": In(stream.Signature(rx_meta_layout(config.num_queues))),
+            "i_frame": In(stream.Signature(bytes_layout(config.data_width))),
+            "dma": Out(DmaWriteClient(config.data_width)),
+            "cpl": Out(stream.Signature(cpl_req_layout())),
+            "backpressure": In(1),
+            "delivered": Out(1), "no_buf": Out(1), "disabled": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        N, D, WB = cfg.num_queues, cfg.desc_cache, cfg.beat_bytes
+        ch = self.chain
+        rec_l = data.StructLayout({"wr": 1, "status": 4, "queue": range(N), "cq": 8, "index": 16,
+                                   "ndesc": range(D + 1), "len": 32, "nreq": range(D + 1)})
+        plan_l = data.StructLayout({"deliver": 1, "written": 14})
+        pending = m.submodules.pending = fifo.SyncFIFOBuffered(width=rec_l.size, depth=32)
+        plans = m.submodules.plans = fifo.SyncFIFOBuffered(width=plan_l.size, depth=32)
+
+        # -------------------------------------------------------------- planner
+        meta = self.i_meta.payload
+        q = meta.queue
+        busy = Signal()
+        k = Signal(range(max(D, 2)))
+        rem = Signal(14)
+        nreq = Signal(range(D + 1))
+        m.d.comb += [ch.sel.eq(q), ch.idx.eq(Mux(busy, k, 0))]
+        rec = Signal(rec_l)
+        plan = Signal(plan_l)
+        m.d.comb += [rec.queue.eq(q), rec.cq.eq(Array([x.cq for x in self._queues])[q]), rec.index.eq(ch.head),
+                     rec.ndesc.eq(ch.len), pending.w_data.eq(rec), plans.w_data.eq(plan)]
+        room = pending.w_rdy & plans.w_rdy
+        req = self.dma.req
+        cur = Mux(busy, rem, meta.length)
+        n = Mux(ch.desc.len < cur, ch.desc.len, cur)[:14]
+        after = (cur - n)[:14]
+        idx = Mux(busy, k, 0)
+        final = (after == 0) | (idx == ch.len - 1)
+        with m.If(self.i_meta.valid & room):
+            with m.If(~busy & ~ch.running.bit_select(q, 1)):
+                m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), self.disabled.eq(1)]
+            with m.Elif(~busy & ~ch.ready.bit_select(q, 1)):
+                with m.If(~self.backpressure):
+                    m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), self.no_buf.eq(1)]
+            with m.Elif(~busy & (ch.err != QueueStatus.OK)):
+                m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), rec.status.eq(ch.err), pending.w_en.eq(1),
+                             ch.pop.eq(1)]
+            with m.Else():
+                m.d.comb += [req.valid.eq(1), req.payload.addr.eq(ch.desc.addr), req.payload.len.eq(n),
+                             req.payload.more.eq(~final)]
+                with m.If(req.ready):
+                    with m.If(final):
+                        m.d.comb += [rec.wr.eq(1), rec.nreq.eq(Mux(busy, nreq, 0) + 1), rec.len.eq(meta.length - after),
+                                     rec.status.eq(Mux(after != 0, QueueStatus.TRUNCATED, QueueStatus.OK)),
+                                     plan.deliver.eq(1), plan.written.eq(meta.length - after),
+                                     pending.w_en.eq(1), plans.w_en.eq(1), ch.pop.eq(1), self.i_meta.ready.eq(1),
+                                     self.delivered.eq(1)]
+                        m.d.sync += busy.eq(0)
+                    with m.Else():
+                        m.d.sync += [busy.eq(1), k.eq(idx + 1), rem.eq(after), nreq.eq(Mux(busy, nreq, 0) + 1)]
+
+        # ----------------------------------------------------------- data mover
+        p = plans.r_data
+        hd = Signal(plan_l)
+        m.d.comb += hd.eq(p)
+        passed = Signal(14)
+        beat = self.i_frame.payload
+        left = (hd.written - passed)[:14]
+        out_n = Mux(passed >= hd.written, 0, Mux(beat.nbytes < left, beat.nbytes, left))
+        wd = self.dma.data
+        with m.If(plans.r_rdy & self.i_frame.valid):
+            with m.If(hd.deliver & (out_n != 0)):
+                m.d.comb += [wd.valid.eq(1), wd.payload.data.eq(beat.data), wd.payload.nbytes.eq(out_n),
+                             wd.payload.last.eq(out_n == left), self.i_frame.ready.eq(wd.ready)]
+            with m.Else():
+                m.d.comb += self.i_frame.ready.eq(1)   # dropped or beyond the chain: discard
+            with m.If(self.i_frame.ready):
+                m.d.sync += passed.eq(passed + beat.nbytes)
+                with m.If(beat.last):
+                    m.d.comb += plans.r_en.eq(1)
+                    m.d.sync += passed.eq(0)
+
+        # ----------------------------------------------------------- completions
+        cpls = m.submodules.cpls = fifo.SyncFIFOBuffered(width=len(self.cpl.payload.as_value()), depth=4)
+        head = Signal(rec_l)
+        m.d.comb += head.eq(pending.r_data)
+        got = Signal(range(D + 1))
+        failed = Signal()
+        c = Signal(cpl_req_layout())
+        m.d.comb += [c.cq.eq(head.cq), c.kind.eq(QueueKind.RX), c.queue.eq(head.queue), c.index.eq(head.index),
+                     c.ndesc.eq(head.ndesc), c.len.eq(Mux(head.wr, head.len, 0)), cpls.w_data.eq(c)]
+        resp = self.dma.resp
+        with m.If(pending.r_rdy & cpls.w_rdy):
+            with m.If(~head.wr):
+                m.d.comb += [c.status.eq(head.status), cpls.w_en.eq(1), pending.r_en.eq(1)]
+            with m.Else():
+                m.d.comb += resp.ready.eq(1)
+                with m.If(resp.valid):
+                    bad = failed | (resp.payload.status != 0)
+                    with m.If(got + 1 == head.nreq):
+                        m.d.comb += [c.status.eq(Mux(bad, QueueStatus.DMA_ERROR, head.status)),
+                                     cpls.w_en.eq(1), pending.r_en.eq(1)]
+                        m.d.sync += [got.eq(0), failed.eq(0)]
+                    with m.Else():
+                        m.d.sync += [got.eq(got + 1), failed.eq(bad)]
+        m.d.comb += [self.cpl.valid.eq(cpls.r_rdy), self.cpl.payload.eq(cpls.r_data), cpls.r_en.eq(self.cpl.ready)]
+        return m

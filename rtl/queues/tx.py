@@ -1,0 +1,119 @@
+"""Transmit engine: chains of descriptors to frames, with zero copy.
+
+Round robin over the transmit queues that have a complete chain cached, it
+issues one DMA read per descriptor of the chain, as one gather group, so the
+frame's bytes arrive as one packed stream straight from the user's buffers into
+the transmit frame buffer (store and forward), whence the MAC sends it. A chain
+with a bad descriptor (outside the protection domain, or empty) is not read at
+all. Every chain gets a completion, in ring order: when its frame is in the
+frame buffer (the buffers may be reused), or at once if it was refused.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out, flipped
+
+from ..dma.mux import DmaReadClient
+from ..packet_fifo import PacketFifo
+from ..streams import bytes_layout
+from .common import cpl_req_layout
+from .desc import ChainPort
+from .layouts import QueueKind, QueueStatus
+
+__all__ = ["TxEngine"]
+
+
+class TxEngine(wiring.Component):
+    """
+    chain    In(ChainPort): the transmit queues' cached chains
+    dma      Out(DmaReadClient): payload reads
+    o_frame  Out(stream(bytes_layout)): frames for the MAC
+    cpl      Out(stream(cpl_req_layout)): completions to write
+    """
+
+    def __init__(self, config, queues):
+        self._config = config
+        self._queues = queues
+        super().__init__({
+            "chain": In(ChainPort(config.num_queues, config.desc_cache)),
+            "dma": Out(DmaReadClient(config.data_width)),
+            "o_frame": Out(stream.Signature(bytes_layout(config.data_width))),
+            "cpl": Out(stream.Signature(cpl_req_layout())),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        N, D = cfg.num_queues, cfg.desc_cache
+        ch = self.chain
+        rec_l = data.StructLayout({"dma": 1, "status": 4, "queue": range(N), "cq": 8, "index": 16,
+                                   "ndesc": range(D + 1), "len": 32})
+        pending = m.submodules.pending = fifo.SyncFIFOBuffered(width=rec_l.size, depth=32)
+
+        # ------------------------------------------------------------- schedule
+        busy = Signal()
+        sel_r = Signal(range(max(N, 2)))
+        k = Signal(range(max(D, 2)))
+        total = Signal(32)
+        last_q = Signal(range(max(N, 2)))
+        pick = Signal(range(max(N, 2)))
+        for off in reversed(range(1, N + 1)):
+            for i in range(N):
+                with m.If((last_q == i) & ch.ready[(i + off) % N]):
+                    m.d.comb += pick.eq((i + off) % N)
+        sel = Mux(busy, sel_r, pick)
+        m.d.comb += [ch.sel.eq(sel), ch.idx.eq(Mux(busy, k, 0))]
+        active = busy | ch.ready.any()
+        cq = Array([q.cq for q in self._queues])[sel]
+
+        rec = Signal(rec_l)
+        m.d.comb += [rec.queue.eq(sel), rec.cq.eq(cq), rec.index.eq(ch.head), rec.ndesc.eq(ch.len),
+                     pending.w_data.eq(rec)]
+        req = self.dma.req
+        idx = Mux(busy, k, 0)
+        is_last = idx == ch.len - 1
+        with m.If(active & pending.w_rdy):
+            with m.If(~busy & (ch.err != QueueStatus.OK)):
+                # Refused chain: no DMA, a completion with the reason.
+                m.d.comb += [rec.status.eq(ch.err), pending.w_en.eq(1), ch.pop.eq(1)]
+                m.d.sync += last_q.eq(sel)
+            with m.Else():
+                m.d.comb += [req.valid.eq(1), req.payload.addr.eq(ch.desc.addr), req.payload.len.eq(ch.desc.len),
+                             req.payload.more.eq(~is_last)]
+                with m.If(req.ready):
+                    with m.If(is_last):
+                        m.d.comb += [rec.dma.eq(1), rec.status.eq(QueueStatus.OK),
+                                     rec.len.eq(Mux(busy, total, 0) + ch.desc.len), pending.w_en.eq(1), ch.pop.eq(1)]
+                        m.d.sync += [busy.eq(0), last_q.eq(sel)]
+                    with m.Else():
+                        m.d.sync += [busy.eq(1), sel_r.eq(sel), k.eq(idx + 1),
+                                     total.eq(Mux(busy, total, 0) + ch.desc.len)]
+
+        # --------------------------------------------------------- frames, done
+        frames = m.submodules.frames = PacketFifo(cfg.data_width, cfg.tx_fifo // cfg.beat_bytes, {"x": 1})
+        cpls = m.submodules.cpls = fifo.SyncFIFOBuffered(width=len(self.cpl.payload.as_value()), depth=4)
+        head = Signal(rec_l)
+        m.d.comb += head.eq(pending.r_data)
+        resp = self.dma.data
+        c = Signal(cpl_req_layout())
+        m.d.comb += [c.cq.eq(head.cq), c.kind.eq(QueueKind.TX), c.queue.eq(head.queue), c.index.eq(head.index),
+                     c.ndesc.eq(head.ndesc), cpls.w_data.eq(c)]
+        fi = frames.i_pkt.payload
+        with m.If(pending.r_rdy & cpls.w_rdy):
+            with m.If(~head.dma):
+                m.d.comb += [c.status.eq(head.status), c.len.eq(0), cpls.w_en.eq(1), pending.r_en.eq(1)]
+            with m.Else():
+                ok = resp.payload.status == 0
+                m.d.comb += [
+                    frames.i_pkt.valid.eq(resp.valid),
+                    fi.data.eq(resp.payload.data), fi.nbytes.eq(resp.payload.nbytes), fi.last.eq(resp.payload.last),
+                    fi.drop.eq(~ok),
+                    resp.ready.eq(frames.i_pkt.ready),
+                ]
+                with m.If(resp.valid & resp.ready & resp.payload.last):
+                    m.d.comb += [c.status.eq(Mux(ok, QueueStatus.OK, QueueStatus.DMA_ERROR)),
+                                 c.len.eq(Mux(ok, head.len, 0)), cpls.w_en.eq(1), pending.r_en.eq(1)]
+        m.d.comb += [frames.stall.eq(1), frames.o_meta.ready.eq(1)]
+        wiring.connect(m, frames.o_pkt, flipped(self.o_frame))
+        m.d.comb += [self.cpl.valid.eq(cpls.r_rdy), self.cpl.payload.eq(cpls.r_data), cpls.r_en.eq(self.cpl.ready)]
+        return m

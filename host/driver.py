@@ -2,10 +2,12 @@
 
 import os
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from rtl.config import NicConfig
-from rtl.regmap import COUNTER_NAMES, MAGIC, REGMAP, VERSION, DmaStatus
+from rtl.regmap import COUNTER_NAMES, MAGIC, REGMAP, VERSION, DmaStatus, regmap
 
+from .queues import CompletionQueue, RxQueue, TxQueue
 from .transport import TransportError
 
 __all__ = ["PtlNic", "DmaRun", "DriverError"]
@@ -62,6 +64,7 @@ class PtlNic:
             raise DriverError(f"register map version {ver['MAJOR']}.{ver['MINOR']} is not supported "
                               f"(driver speaks {VERSION[0]}.x)")
         nic.build = await nic.read_build()
+        nic.regs = regmap(SimpleNamespace(**{k: nic.build[k] for k in ("num_queues", "num_cqs", "num_mrs")}))
         await nic.enable_irqs()
         return nic
 
@@ -95,7 +98,11 @@ class PtlNic:
         dp = await self.read_fields("BUILD_DATAPATH")
         dma = await self.read_fields("BUILD_DMA")
         misc = await self.read_fields("BUILD_MISC")
+        qs = await self.read_fields("BUILD_QUEUES")
+        eth = await self.read_fields("BUILD_ETH")
         return {
+            "num_queues": qs["NUM_QUEUES"], "num_cqs": qs["NUM_CQS"], "desc_cache": qs["DESC_CACHE"],
+            "num_mrs": qs["NUM_MRS"], "max_frame": eth["MAX_FRAME"],
             "data_width": dp["DATA_WIDTH"], "dma_tags": dp["DMA_TAGS"],
             "max_payload_size": dma["MAX_PAYLOAD"], "max_read_request_size": dma["MAX_READ_REQ"],
             "dma_read_buffer": await self.read("BUILD_READ_BUFFER"),
@@ -123,6 +130,68 @@ class PtlNic:
     async def enable_irqs(self, on=True):
         self._irqs_on = on
         await self.write_fields("CONTROL", IRQ_ENABLE=int(on))
+
+    # ---------------------------------------------------------- queues
+    def _check_index(self, what, index, count):
+        if not 0 <= index < count:
+            raise DriverError(f"{what} {index} does not exist: this NIC has {count} (0 .. {count - 1})")
+
+    @staticmethod
+    def _check_log_size(log_size):
+        if not 1 <= log_size <= 15:
+            raise DriverError(f"a ring holds 2**log_size entries with log_size from 1 to 15, not {log_size}")
+
+    async def create_cq(self, index, log_size, *, vector=0, mod_count=1, mod_time=0):
+        """Set up completion queue ``index``: a ring of 2**log_size records in host
+        memory; interrupts on MSI ``vector`` once ``mod_count`` completions are
+        unconsumed or one has waited ``mod_time`` cycles (0: no timer)."""
+        self._check_index("completion queue", index, self.build["num_cqs"])
+        self._check_log_size(log_size)
+        if not 0 <= vector < self.build["msi_vectors"]:
+            raise DriverError(f"MSI vector {vector} does not exist (0 .. {self.build['msi_vectors'] - 1})")
+        ring = self.t.alloc_dma(16 << log_size)
+        ring.write(0, bytes(16 << log_size))
+        await self.write_fields(f"CQ{index}_CTRL", ENABLE=0)
+        await self.write(f"CQ{index}_BASE", ring.addr)
+        await self.write(f"CQ{index}_MOD_TIME", mod_time)
+        await self.write_fields(f"CQ{index}_CTRL", ENABLE=1, LOG_SIZE=log_size, VECTOR=vector, MOD_COUNT=mod_count)
+        return CompletionQueue(self, index, log_size, ring, vector)
+
+    async def _create_ring(self, cls, kind, index, log_size, cq, pd):
+        self._check_index(f"{kind} queue", index, self.build["num_queues"])
+        self._check_log_size(log_size)
+        ring = self.t.alloc_dma(16 << log_size)
+        reg = f"{cls.REG}{index}"
+        await self.write_fields(f"{reg}_CTRL", ENABLE=0)
+        await self.write(f"{reg}_BASE", ring.addr)
+        await self.write_fields(f"{reg}_CTRL", ENABLE=1, LOG_SIZE=log_size, CQ=cq.index, PD=pd)
+        return cls(self, index, log_size, ring, cq)
+
+    async def create_tx_queue(self, index, log_size, cq, pd=0):
+        """Set up transmit queue ``index`` (ring of 2**log_size descriptors),
+        completing on ``cq``, in protection domain ``pd``."""
+        return await self._create_ring(TxQueue, "transmit", index, log_size, cq, pd)
+
+    async def create_rx_queue(self, index, log_size, cq, pd=0):
+        return await self._create_ring(RxQueue, "receive", index, log_size, cq, pd)
+
+    async def destroy_queue(self, queue):
+        """Stop a queue (its ring memory may be freed once its completions are in)."""
+        reg = f"CQ{queue.index}" if isinstance(queue, CompletionQueue) else f"{queue.REG}{queue.index}"
+        await self.write_fields(f"{reg}_CTRL", ENABLE=0)
+
+    async def register_mr(self, index, addr, length, *, pd=0, read=True, write=True):
+        """Let protection domain ``pd`` use ``[addr, addr + length)``: transmit
+        queues may read it when ``read``, receive queues write it when ``write``."""
+        self._check_index("memory region", index, self.build["num_mrs"])
+        await self.write_fields(f"MR{index}_CTRL", ENABLE=0)
+        await self.write(f"MR{index}_BASE", addr)
+        await self.write(f"MR{index}_LEN", length)
+        await self.write_fields(f"MR{index}_CTRL", ENABLE=1, READ=int(read), WRITE=int(write), PD=pd)
+
+    async def unregister_mr(self, index):
+        self._check_index("memory region", index, self.build["num_mrs"])
+        await self.write_fields(f"MR{index}_CTRL", ENABLE=0)
 
     # ---------------------------------------------------------- DMA self-test
     async def dma_run(self, *, write, host_addr, length, nic_addr=0, count=1, stride=0, irq=False,

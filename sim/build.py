@@ -56,8 +56,13 @@ def _ptlnic(config):
     return PtlNic(config)
 
 
+def _pair(config):
+    from .harness import PtlnicPair
+    return PtlnicPair(config)
+
+
 #: Top-level designs that can be simulated, by name.
-TOPS = {"ptlnic": _ptlnic}
+TOPS = {"ptlnic": _ptlnic, "ptlnic_pair": _pair}
 
 
 def verilator_env():
@@ -166,7 +171,8 @@ class Model:
 def _source_digest():
     """Digest of the RTL sources: the Verilog only changes when they do."""
     h = hashlib.sha256()
-    for p in sorted((ROOT / "rtl").rglob("*.py")) + [Path(__file__)] + sorted((ROOT / "sim" / "fst").iterdir()):
+    for p in (sorted((ROOT / "rtl").rglob("*.py")) + [Path(__file__), ROOT / "sim" / "harness.py"]
+              + sorted((ROOT / "sim" / "fst").iterdir())):
         h.update(p.relative_to(ROOT).as_posix().encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:12]

@@ -193,13 +193,14 @@ class PtlnicFunction(Endpoint):
 class PtlnicDevice(Device):
     """The NIC behind its PCIe link, as the root complex sees it.
 
-    dut       the cocotb handle of the ``ptlnic`` top level
+    dut       the cocotb handle of the top level
     clk       its clock; ``period`` is the clock period in simulator steps
     config    the ``NicConfig`` the model was built with
     knobs     :class:`LinkKnobs`
+    prefix    of the NIC's ports in the top level (``a_`` for ``a_i_tlp``...)
     """
 
-    def __init__(self, dut, clk, period, config, knobs=None, *args, **kwargs):
+    def __init__(self, dut, clk, period, config, knobs=None, *args, prefix="", **kwargs):
         super().__init__(*args, **kwargs)
         self.log = logging.getLogger("cocotb.ptlnic.pcie")
         self.dut = dut
@@ -214,12 +215,16 @@ class PtlnicDevice(Device):
         self.append_function(self.fn)
         self.codec = BeatCodec(config.data_width)
 
-        self.i_payload = FastSignal(dut.i_tlp__payload)
-        self.i_valid = FastSignal(dut.i_tlp__valid)
-        self.i_ready = FastSignal(dut.i_tlp__ready)
-        self.o_payload = FastSignal(dut.o_tlp__payload)
-        self.o_valid = FastSignal(dut.o_tlp__valid)
-        self.o_ready = FastSignal(dut.o_tlp__ready)
+        self.prefix = prefix
+        port = lambda name: getattr(dut, prefix + name)   # noqa: E731
+        self._port = port
+        self.i_payload = FastSignal(port("i_tlp__payload"))
+        self.i_valid = FastSignal(port("i_tlp__valid"))
+        self.i_ready = FastSignal(port("i_tlp__ready"))
+        self.o_payload = FastSignal(port("o_tlp__payload"))
+        self.o_valid = FastSignal(port("o_tlp__valid"))
+        self.o_ready = FastSignal(port("o_tlp__ready"))
+        self.rx_observers = []       # callables(cycle, hdr) when a host TLP has reached the NIC
 
         self.protocol_errors = []
         self.tx_observers = []       # callables(fmt_type, hdr, payload) for every DUT TLP
@@ -244,16 +249,16 @@ class PtlnicDevice(Device):
 
     # ------------------------------------------------------------ config state
     def push_cfg(self):
-        fn, d = self.fn, self.dut
+        fn, p = self.fn, self._port
         msi = fn.msi_cap
-        d.cfg__requester_id.value = int(fn.pcie_id)
-        d.cfg__bus_master.value = int(bool(fn.bus_master_enable))
-        d.cfg__mps.value = fn.pcie_cap.max_payload_size
-        d.cfg__mrrs.value = fn.pcie_cap.max_read_request_size
-        d.cfg__msi_enable.value = int(bool(msi.msi_enable))
-        d.cfg__msi_addr.value = msi.msi_message_address
-        d.cfg__msi_data.value = msi.msi_message_data & 0xFFFF
-        d.cfg__msi_mme.value = msi.msi_multiple_message_enable
+        p("cfg__requester_id").value = int(fn.pcie_id)
+        p("cfg__bus_master").value = int(bool(fn.bus_master_enable))
+        p("cfg__mps").value = fn.pcie_cap.max_payload_size
+        p("cfg__mrrs").value = fn.pcie_cap.max_read_request_size
+        p("cfg__msi_enable").value = int(bool(msi.msi_enable))
+        p("cfg__msi_addr").value = msi.msi_message_address
+        p("cfg__msi_data").value = msi.msi_message_data & 0xFFFF
+        p("cfg__msi_mme").value = msi.msi_multiple_message_enable
 
     @property
     def mps(self):
@@ -516,7 +521,7 @@ class PtlnicDevice(Device):
         tx_hdr = 0
         now = self.cycle()
         clk_edge = RisingEdge(self.clk)
-        valid_rise = RisingEdge(self.dut.o_tlp__valid)
+        valid_rise = RisingEdge(self._port("o_tlp__valid"))
         while True:
             if (not rx_valid and self._rx is None and not self._host_q
                     and not (self._cpl_heap and self._cpl_heap[0][0] <= now) and not o_valid()):
@@ -584,6 +589,8 @@ class PtlnicDevice(Device):
         """Count down the completions of a read as they reach the DUT."""
         self.stats["rx_tlps"] += 1
         hdr = self.codec.unpack(first_beat)[0]
+        for obs in self.rx_observers:
+            obs(self.cycle(), hdr)
         if _fmt_type(hdr) in (FMT_TYPE_CPL, FMT_TYPE_CPLD):
             tag = hdr_get(hdr, "cpl.dw2.tag")
             left = self._outstanding.get(tag)

@@ -21,17 +21,20 @@ def _results(xml):
     return get_results(xml)
 
 
-def run_cocotb(module, config, *, testcase=None, name=None, env=None, seed=None, log_file=None, quiet=False):
+def run_cocotb(module, config, *, top="ptlnic", testcase=None, name=None, env=None, seed=None, log_file=None,
+               quiet=False):
     """Run the cocotb tests of ``module`` on the model for ``config``.
 
     Fails if the simulation ran no test or any test failed. With ``WAVES=1``
     the model is built with FST tracing and each run writes ``<name>.fst``.
     Returns the path of the results file.
     """
-    m = build_model("ptlnic", config)
+    m = build_model(top, config)
     if name is None:
         which = "all" if testcase is None else (testcase if isinstance(testcase, str) else "+".join(testcase))
         name = re.sub(r"[^\w.+-]+", "_", f"{module.rsplit('.', 1)[-1]}-{config.key()}-{which}")[:120]
+    if top != "ptlnic":
+        name = f"{name}-{top}"
     run_dir = BUILD / "runs" / name
     run_dir.mkdir(parents=True, exist_ok=True)
     results = run_dir / "results.xml"
@@ -50,7 +53,7 @@ def run_cocotb(module, config, *, testcase=None, name=None, env=None, seed=None,
     # failure; we check the results ourselves.
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
     try:
-        runner.test(test_module=module, hdl_toplevel="ptlnic", hdl_toplevel_lang="verilog", build_dir=m.build_dir, test_dir=run_dir,
+        runner.test(test_module=module, hdl_toplevel=top, hdl_toplevel_lang="verilog", build_dir=m.build_dir, test_dir=run_dir,
                     testcase=testcase, results_xml=str(results), extra_env=extra_env, test_args=test_args,
                     seed=seed, waves=m.waves, **kwargs)
     except SystemExit as exc:

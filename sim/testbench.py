@@ -1,4 +1,6 @@
-"""The whole-NIC testbench: clock, reset, root complex, endpoint model, driver."""
+"""Whole-NIC testbenches: clock, reset, root complexes, endpoint models,
+drivers; for one NIC (top ``ptlnic``) or two NICs joined by a link (top
+``ptlnic_pair``)."""
 
 import gc
 import json
@@ -15,8 +17,9 @@ from host.driver import PtlNic
 from rtl.config import NicConfig
 from .pcie import LinkKnobs, PtlnicDevice
 from .transport import CocotbPcieTransport
+from .wire import WireCapture, WireInjector
 
-__all__ = ["NicTestbench", "load_config", "CLOCK_NS"]
+__all__ = ["NicTestbench", "PairTestbench", "HostSide", "load_config", "CLOCK_NS"]
 
 #: Core clock period in the simulations (250 MHz).
 CLOCK_NS = 4
@@ -28,28 +31,19 @@ def load_config():
     return NicConfig(**json.loads(raw)) if raw else NicConfig()
 
 
-class NicTestbench:
-    """Owns the clock, reset, the root complex and the NIC's endpoint model.
+class HostSide:
+    """One host: a root complex, the NIC's PCIe endpoint model on it, the driver.
 
-    ``await tb.start()`` resets the NIC, enumerates the bus and opens the
-    driver (``tb.nic``). MPS and MRRS are programmed by the root complex as a
-    host would: 128 << ``mps`` and 128 << ``mrrs`` bytes.
-    """
+    MPS and MRRS are programmed by the root complex as a host would: 128 << mps
+    and 128 << mrrs bytes."""
 
-    def __init__(self, dut, knobs=None, *, mps=1, mrrs=2, rcb=64):
-        self.dut = dut
-        self.config = load_config()
-        self.log = logging.getLogger("cocotb.ptlnic.tb")
-        # cocotbext-pcie logs every config access and TLP at INFO.
-        logging.getLogger("cocotb.pcie").setLevel(os.environ.get("PTLNIC_PCIE_LOG", "ERROR"))
-        self.period = get_sim_steps(CLOCK_NS, "ns")
-        cocotb.start_soon(Clock(dut.clk, CLOCK_NS, "ns").start())
+    def __init__(self, dut, config, period, knobs=None, *, prefix="", mps=1, mrrs=2, rcb=64):
         self.rc = RootComplex()
         self.rc.max_payload_size = mps
         self.rc.max_read_request_size = mrrs
         self.rc.read_completion_boundary = rcb == 128
         knobs = knobs or LinkKnobs(rcb=rcb)
-        self.dev = PtlnicDevice(dut, dut.clk, self.period, self.config, knobs)
+        self.dev = PtlnicDevice(dut, dut.clk, period, config, knobs, prefix=prefix)
         self.dev.host_memory = self.rc.mem_address_space
         self.rc.make_port().connect(self.dev)
         self.transport = CocotbPcieTransport(self.rc)
@@ -58,6 +52,22 @@ class NicTestbench:
     @property
     def knobs(self):
         return self.dev.knobs
+
+    async def start(self):
+        await self.rc.enumerate()
+        self.nic = await PtlNic.open(self.transport)
+        return self.nic
+
+
+class _Bench:
+    def __init__(self, dut):
+        self.dut = dut
+        self.config = load_config()
+        self.log = logging.getLogger("cocotb.ptlnic.tb")
+        # cocotbext-pcie logs every config access and TLP at INFO.
+        logging.getLogger("cocotb.pcie").setLevel(os.environ.get("PTLNIC_PCIE_LOG", "ERROR"))
+        self.period = get_sim_steps(CLOCK_NS, "ns")
+        cocotb.start_soon(Clock(dut.clk, CLOCK_NS, "ns").start())
 
     def cycle(self):
         return get_sim_time("step") // self.period
@@ -68,16 +78,64 @@ class NicTestbench:
         self.dut.rst.value = 0
         await RisingEdge(self.dut.clk)
 
-    async def start(self):
-        await self.reset()
-        await self.rc.enumerate()
-        self.nic = await PtlNic.open(self.transport)
+    @staticmethod
+    def _settle():
         # The set-up objects live for the whole run; keep the collector off them
         # and make it run less often (the per-cycle models allocate a lot).
         gc.freeze()
         gc.set_threshold(50_000, 20, 20)
+
+
+class NicTestbench(_Bench):
+    """One NIC on one host. ``await tb.start()`` resets the NIC, enumerates the
+    bus and opens the driver (``tb.nic``). The Ethernet port is left idle."""
+
+    def __init__(self, dut, knobs=None, *, mps=1, mrrs=2, rcb=64):
+        super().__init__(dut)
+        dut.i_eth__valid.value = 0
+        dut.o_eth__ready.value = 1
+        self.host = HostSide(dut, self.config, self.period, knobs, mps=mps, mrrs=mrrs, rcb=rcb)
+        self.rc, self.dev, self.transport = self.host.rc, self.host.dev, self.host.transport
+        self.nic = None
+
+    @property
+    def knobs(self):
+        return self.dev.knobs
+
+    async def start(self):
+        await self.reset()
+        self.nic = await self.host.start()
+        self._settle()
         return self.nic
 
     def check_protocol(self):
         errors = self.dev.protocol_errors
         assert not errors, f"{len(errors)} PCIe protocol violations by the NIC, first: {errors[0]}"
+
+
+class PairTestbench(_Bench):
+    """Two NICs, ``a`` and ``b``, each on its own host, joined by a link
+    (or each looped back to itself). ``tb.inject[n]`` puts frames of a test's
+    making on the wire into NIC ``n``; ``capture=path`` writes the frames that
+    cross the link to a pcap file."""
+
+    def __init__(self, dut, knobs=None, *, loopback=False, capture=None, mps=1, mrrs=2):
+        super().__init__(dut)
+        dut.loopback.value = int(loopback)
+        self.hosts = {n: HostSide(dut, self.config, self.period, knobs and knobs.get(n), prefix=f"{n}_",
+                                  mps=mps, mrrs=mrrs) for n in ("a", "b")}
+        self.a, self.b = self.hosts["a"], self.hosts["b"]
+        self.inject = {n: WireInjector(dut, n, self.config.data_width) for n in ("a", "b")}
+        self.capture = WireCapture(dut, capture, self.config.data_width, CLOCK_NS) if capture else None
+
+    async def start(self):
+        await self.reset()
+        for h in self.hosts.values():
+            await h.start()
+        self._settle()
+        return self.a.nic, self.b.nic
+
+    def check_protocol(self):
+        for n, h in self.hosts.items():
+            errors = h.dev.protocol_errors
+            assert not errors, f"NIC {n}: {len(errors)} PCIe protocol violations, first: {errors[0]}"

@@ -181,6 +181,7 @@ _COUNTERS = [
     ("QUEUE_FAULTS", "queues stopped in error (descriptor fetch failed, chain too long)"),
     ("CPL_DROPPED", "completions for a disabled completion queue, dropped"),
     ("CQ_IRQS", "interrupts raised by completion queues"),
+    ("TX_TOO_LONG", "frames not sent: longer than the maximum frame (not DMA'd)"),
 ]
 
 _FIXED = [

@@ -12,7 +12,7 @@ from .dma.mux import DmaReadMux, DmaWriteMux
 from .dma.read import DmaReadEngine
 from .dma.test_client import DmaTestClient
 from .dma.write import DmaWriteEngine
-from .eth.mac import MacRx, MacTx, RxError
+from .eth.mac import MIN_FRAME, MacRx, MacTx, RxError
 from .packet_fifo import PacketFifo
 from .pcie.arbiter import TlpArbiter
 from .pcie.cfg import PcieCfgSignature
@@ -154,7 +154,11 @@ class PtlNic(wiring.Component):
         cplw = CplWriter(cfg, cqs)
         mac_tx = MacTx(W)
         mac_rx = MacRx(W, (cfg.num_queues - 1).bit_length(), cfg.max_frame)
-        rx_buf = PacketFifo(W, cfg.rx_fifo // cfg.beat_bytes, rx_meta_layout(cfg.num_queues))
+        # As many frame records as minimum-size frames fit: the records never
+        # run out before the data space does.
+        min_beats = -(-(MIN_FRAME - 4) // cfg.beat_bytes)
+        rx_buf = PacketFifo(W, cfg.rx_fifo // cfg.beat_bytes, rx_meta_layout(cfg.num_queues),
+                            meta_depth=cfg.rx_fifo // cfg.beat_bytes // min_beats)
         rd_mux = DmaReadMux(W, 3)
         wr_mux = DmaWriteMux(W, 3)
         for name, block in (("desc", desc), ("txe", txe), ("rxe", rxe), ("cplw", cplw), ("mac_tx", mac_tx),
@@ -275,7 +279,7 @@ class PtlNic(wiring.Component):
             csr.rx_drop_disabled.eq(rxe.disabled),
             csr.desc_err_protection.eq(desc.prot), csr.desc_err_zero_len.eq(desc.zero),
             csr.db_ignored.eq(desc.db_ignored), csr.queue_faults.eq(desc.fault),
-            csr.cpl_dropped.eq(cplw.dropped), csr.cq_irqs.eq(cplw.irqs),
+            csr.cpl_dropped.eq(cplw.dropped), csr.cq_irqs.eq(cplw.irqs), csr.tx_too_long.eq(txe.too_long),
         ]
         rx_end = mac_rx.o_frame.valid & mac_rx.o_frame.ready & mf.last
         m.d.comb += [

@@ -271,6 +271,13 @@ class PtlnicDevice(Device):
     def cycle(self):
         return get_sim_time("step") // self.period
 
+    def link_state(self):
+        """The link's state, for failure messages (a request that never completes)."""
+        return {"o_valid": self.o_valid.get(), "o_ready": self.o_ready.get(), "i_valid": self.i_valid.get(),
+                "i_ready": self.i_ready.get(), "host_requests_queued": len(self._host_q),
+                "sending_to_nic": self._rx is not None, "completions_queued": len(self._cpl_heap),
+                "reads_outstanding": len(self._outstanding), "stats": dict(self.stats)}
+
     # ------------------------------------------------------------ host memory
     def _plain_memory(self, addr, length):
         """``(buffer, offset)`` when ``[addr, addr + length)`` lies inside one plain

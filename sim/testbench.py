@@ -9,7 +9,7 @@ import os
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge, Timer
 from cocotb.utils import get_sim_steps, get_sim_time
 from cocotbext.pcie.core import RootComplex
 
@@ -45,7 +45,8 @@ class HostSide:
         knobs = knobs or LinkKnobs(rcb=rcb)
         self.dev = PtlnicDevice(dut, dut.clk, period, config, knobs, prefix=prefix)
         self.dev.host_memory = self.rc.mem_address_space
-        self.rc.make_port().connect(self.dev)
+        self.rc_port = self.rc.make_port()
+        self.rc_port.connect(self.dev)
         self.transport = CocotbPcieTransport(self.rc)
         self.nic = None
 
@@ -71,6 +72,10 @@ class _Bench:
 
     def cycle(self):
         return get_sim_time("step") // self.period
+
+    async def wait_cycles(self, n):
+        """Let ``n`` cycles pass without waking Python on each of them."""
+        await Timer(n * CLOCK_NS, "ns")
 
     async def reset(self):
         self.dut.rst.value = 1

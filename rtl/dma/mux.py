@@ -102,8 +102,9 @@ class DmaReadMux(wiring.Component):
 class DmaWriteMux(wiring.Component):
     """``n`` write clients onto one :class:`~rtl.dma.write.DmaWriteEngine`.
 
-    A granted group's data beats are taken from its client up to the beat marked
-    ``last``; each request's status goes back to the client that made it.
+    A granted group's data beats are taken from its client, from the group's
+    first request on, up to the beat marked ``last``; each request's status goes
+    back to the client that made it.
 
     clients__<k>  In(DmaWriteClient)
     engine        Out(DmaWriteClient): to the engine's ``req``, ``data`` and ``resp``
@@ -141,11 +142,14 @@ class DmaWriteMux(wiring.Component):
                 m.d.comb += [eng.valid.eq(r.valid & room), eng.payload.eq(r.payload), r.ready.eq(eng.ready & room)]
         with m.If(eng.valid & eng.ready):
             m.d.comb += [each.w_en.eq(1), each.w_data.eq(sel)]
+            with m.If(~locked):
+                # The group's data may flow from its first request on: the
+                # engine holds only a few requests' worth of chunks.
+                m.d.comb += [groups.w_en.eq(1), groups.w_data.eq(sel)]
             with m.If(eng.payload.more):
                 m.d.sync += [locked.eq(1), owner.eq(sel)]
             with m.Else():
                 m.d.sync += [locked.eq(0), last.eq(sel)]
-                m.d.comb += [groups.w_en.eq(1), groups.w_data.eq(sel)]
 
         data = self.engine.data
         for k, c in enumerate(cl):

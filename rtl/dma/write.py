@@ -85,6 +85,11 @@ class DmaWriteEngine(wiring.Component):
                              chunk_fifo.w_data.eq(Cat(Const(0, 64), Const(0, 13), Const(1, 1), Const(0, 1),
                                                       Const(DmaStatus.ZERO_LENGTH, STATUS_BITS))),
                              st.zero_len.eq(1)]
+            with m.Elif(req.len <= mps - (req.addr[:13] & (mps - 1))):
+                # One chunk: straight in, so that short requests go at one a cycle.
+                m.d.comb += [st.bus_master.eq(~self.cfg.bus_master), chunk_fifo.w_en.eq(1),
+                             chunk_fifo.w_data.eq(Cat(req.addr, req.len[:13], Const(1, 1), ~self.cfg.bus_master,
+                                                      Mux(self.cfg.bus_master, DmaStatus.OK, DmaStatus.BUS_MASTER)))]
             with m.Else():
                 m.d.comb += st.bus_master.eq(~self.cfg.bus_master)
                 m.d.sync += [sp_act.eq(1), sp_addr.eq(req.addr), sp_rem.eq(req.len),
@@ -123,7 +128,9 @@ class DmaWriteEngine(wiring.Component):
         pad = Mux(o_started, o_pad, dws << 2)
         have = chunk_fifo.r_rdy & (cnt >= take)
         zero_op = chunk_fifo.r_rdy & (c_len == 0)
-        resp_ok = ~(is_eop & c_last) | resp_fifo.w_rdy
+        # A request's last TLP starts only when its status will have room: once
+        # started, a TLP never waits on the status FIFO (it holds the link).
+        resp_ok = ~(~o_started & c_last) | resp_fifo.w_rdy
 
         o = self.o_tlp.payload
         h = o.hdr.req

@@ -2,7 +2,8 @@
 
 Queues 0 .. N-1 are the transmit queues, N .. 2N-1 the receive queues. A doorbell
 sets a queue's tail. The fetcher reads, by DMA, up to ``desc_cache`` descriptors
-at a time from queues whose tail is ahead of what was fetched, into a cache of
+at a time from queues whose tail is ahead of what was fetched and whose cache
+has room for half of it (or for all that is pending), into a cache of
 ``desc_cache`` slots per queue; it checks each against the protection table on
 the way in. The transmit and receive engines each see, per queue, whether a
 complete chain (descriptors up to one without MORE) is cached, read its
@@ -32,8 +33,10 @@ class ChainPort(wiring.Signature):
 
     running  Out(N): queue is enabled and not in error
     ready    Out(N): queue has a complete chain cached (and is running)
+    fetching Out(N): descriptors the host posted are still on their way in
     sel      In: the queue the engine looks at
     len      Out: descriptors in its chain; err: the chain's QueueStatus (first bad one)
+    bytes    Out(16): the chain's total buffer length (saturating at 0xFFFF)
     head     Out(16): ring index of the chain's first descriptor
     idx      In: descriptor of the chain to read; desc: Out(Descriptor), same cycle
     pop      In(1): the chain of ``sel`` is done
@@ -41,7 +44,7 @@ class ChainPort(wiring.Signature):
 
     def __init__(self, n, d):
         super().__init__({
-            "running": Out(n), "ready": Out(n), "sel": In(range(max(n, 2))), "len": Out(range(d + 1)), "err": Out(4),
+            "running": Out(n), "ready": Out(n), "fetching": Out(n), "sel": In(range(max(n, 2))), "len": Out(range(d + 1)), "err": Out(4), "bytes": Out(16),
             "head": Out(16), "idx": In(range(max(d, 2))), "desc": Out(Descriptor), "pop": In(1),
         })
 
@@ -86,6 +89,7 @@ class DescQueues(wiring.Component):
         gen = [Signal(name=f"gen{q}") for q in range(Q)]
         cur_len = [Signal(DB + 1, name=f"cur_len{q}") for q in range(Q)]   # chain being cached
         cur_err = [Signal(4, name=f"cur_err{q}") for q in range(Q)]
+        cur_bytes = [Signal(16, name=f"cur_bytes{q}") for q in range(Q)]
         ch_head = [Signal(DB, name=f"ch_head{q}") for q in range(Q)]       # cached chains
         ch_count = [Signal(DB + 1, name=f"ch_count{q}") for q in range(Q)]
         was_on = [Signal(name=f"was_on{q}") for q in range(Q)]
@@ -123,9 +127,14 @@ class DescQueues(wiring.Component):
         inflight = m.submodules.inflight = fifo.SyncFIFOBuffered(width=QB + 1 + DB + 1, depth=8)
         need = Signal(Q)
         free = [Signal(DB + 1, name=f"free{q}") for q in range(Q)]
+        # A queue is fetched for once half its cache is free (or all it has
+        # pending fits): descriptors come several to a read, not one by one.
+        half = max(1, D // 2)
         for q in range(Q):
+            pend = (tail[q] - fetch[q])[:16]
+            want = Mux(pend < half, pend, half)
             m.d.comb += [free[q].eq(D - c_count[q] - c_infl[q]),
-                         need[q].eq(running[q] & (tail[q] != fetch[q]) & (free[q] != 0))]
+                         need[q].eq(running[q] & (pend != 0) & (free[q] >= want))]
         last_f = Signal(QB)
         pick = Signal(QB)
         for off in reversed(range(1, Q + 1)):
@@ -211,7 +220,10 @@ class DescQueues(wiring.Component):
         r_len = Array(cur_len)[r_q] + 1
         r_err = Mux(Array(cur_err)[r_q] != 0, Array(cur_err)[r_q], code)
         r_end = (desc.flags & DescFlags.MORE) == 0
-        chain_l = data.StructLayout({"len": DB + 1, "err": 4})
+        r_sum = Signal(17)
+        m.d.comb += r_sum.eq(Array(cur_bytes)[r_q] + desc.len[:16])
+        r_bytes = Mux((desc.len[16:] != 0) | r_sum[16], 0xFFFF, r_sum[:16])
+        chain_l = data.StructLayout({"len": DB + 1, "err": 4, "bytes": 16})
         rams = []
         for side in range(2):
             mem = Memory(shape=Descriptor, depth=N * D, init=[])
@@ -226,6 +238,7 @@ class DescQueues(wiring.Component):
             m.d.comb += [wp.addr.eq(Cat(slot, within)), wp.data.eq(desc),
                          wp.en.eq(word_take & current & (is_rx == side)),
                          cwp.addr.eq(Cat(ch_slot, within)), cwp.data.len.eq(r_len), cwp.data.err.eq(r_err),
+                         cwp.data.bytes.eq(r_bytes),
                          cwp.en.eq(word_take & current & (is_rx == side) & r_end)]
         ch_push = Signal()
         with m.If(word_take & current):
@@ -234,9 +247,9 @@ class DescQueues(wiring.Component):
             for q in range(Q):
                 with m.If(r_q == q):
                     with m.If(r_end):
-                        m.d.sync += [cur_len[q].eq(0), cur_err[q].eq(0)]
+                        m.d.sync += [cur_len[q].eq(0), cur_err[q].eq(0), cur_bytes[q].eq(0)]
                     with m.Else():
-                        m.d.sync += [cur_len[q].eq(r_len), cur_err[q].eq(r_err)]
+                        m.d.sync += [cur_len[q].eq(r_len), cur_err[q].eq(r_err), cur_bytes[q].eq(r_bytes)]
         # A chain that fills the whole cache can never complete.
         with m.If(word_take & current & ~r_end & (r_len == D)):
             m.d.comb += [fault_en.eq(1), fault_q.eq(r_q), fault_code.eq(ERROR_CHAIN_TOO_LONG)]
@@ -256,9 +269,12 @@ class DescQueues(wiring.Component):
             m.d.comb += [
                 port.running.eq(Cat(*[running[base + i] for i in range(N)])),
                 port.ready.eq(Cat(*[running[base + i] & (ch_count[base + i] != 0) for i in range(N)])),
+                port.fetching.eq(Cat(*[running[base + i] & ((tail[base + i] != fetch[base + i])
+                                                            | (c_infl[base + i] != 0)) for i in range(N)])),
                 crd.addr.eq(Cat(sel_ch_head, port.sel)),
                 port.len.eq(crd.data.len),
                 port.err.eq(crd.data.err),
+                port.bytes.eq(crd.data.bytes),
                 port.head.eq(Array(head[base:base + N])[port.sel]),
                 rd.addr.eq(Cat((sel_c_head + port.idx)[:DB], port.sel)),
                 port.desc.eq(rd.data),
@@ -279,7 +295,7 @@ class DescQueues(wiring.Component):
                 # A queue (re)starts empty; fetches still in flight are ignored.
                 m.d.sync += [tail[q].eq(0), fetch[q].eq(0), head[q].eq(0), c_head[q].eq(0), c_count[q].eq(0),
                              c_infl[q].eq(0), error[q].eq(0), gen[q].eq(~gen[q]), cur_len[q].eq(0),
-                             cur_err[q].eq(0), ch_head[q].eq(0), ch_count[q].eq(0)]
+                             cur_err[q].eq(0), cur_bytes[q].eq(0), ch_head[q].eq(0), ch_count[q].eq(0)]
             with m.Else():
                 m.d.sync += [
                     c_count[q].eq(c_count[q] + inc - dec),

@@ -37,6 +37,7 @@ class QueueStatus(enum.IntEnum):
     ZERO_LENGTH = 2  # a buffer of zero bytes (not DMA'd)
     DMA_ERROR = 3    # a DMA read or write of the frame failed
     TRUNCATED = 4    # the received frame was longer than the chain; the rest was dropped
+    TOO_LONG = 5     # a frame to send is longer than max_frame (FCS included; not DMA'd)
 
 
 class QueueKind(enum.IntEnum):

@@ -4,10 +4,13 @@ Each frame from the receive buffer is steered to a receive queue (by the MAC,
 from its destination address). The planner takes the queue's next cached chain
 and issues one DMA write per descriptor as one scatter group, filling buffers
 in order; a frame longer than the chain fills it and completes TRUNCATED. The
-data mover then streams the frame from the receive buffer to the DMA engine.
+data mover streams the frame from the receive buffer to the DMA engine from
+the first request on (its byte count is known from the chain's total length:
+the write engine holds only a few chunks of a group, so waiting for the last
+request could deadlock).
 A frame whose queue is disabled, or has no buffer posted, is dropped and
 counted, or with back-pressure on (QUEUE_CONTROL.RX_BACKPRESSURE) waits for
-one. A chain with a bad descriptor gets nothing written: the frame is dropped
+one; a frame whose buffers are posted but still being fetched waits for them. A chain with a bad descriptor gets nothing written: the frame is dropped
 and the chain completes with the reason.
 """
 
@@ -22,6 +25,9 @@ from .desc import ChainPort
 from .layouts import QueueKind, QueueStatus
 
 __all__ = ["RxEngine", "rx_meta_layout"]
+
+#: Frames planned but not yet handed to the completion writer.
+CPL_DEPTH = 16
 
 
 def rx_meta_layout(num_queues):
@@ -60,7 +66,7 @@ class RxEngine(wiring.Component):
         rec_l = data.StructLayout({"wr": 1, "status": 4, "queue": range(N), "cq": 8, "index": 16,
                                    "ndesc": range(D + 1), "len": 32, "nreq": range(D + 1)})
         plan_l = data.StructLayout({"deliver": 1, "written": 14})
-        pending = m.submodules.pending = fifo.SyncFIFOBuffered(width=rec_l.size, depth=32)
+        pending = m.submodules.pending = fifo.SyncFIFOBuffered(width=rec_l.size, depth=CPL_DEPTH)
         plans = m.submodules.plans = fifo.SyncFIFOBuffered(width=plan_l.size, depth=32)
 
         # -------------------------------------------------------------- planner
@@ -75,7 +81,12 @@ class RxEngine(wiring.Component):
         plan = Signal(plan_l)
         m.d.comb += [rec.queue.eq(q), rec.cq.eq(Array([x.cq for x in self._queues])[q]), rec.index.eq(ch.head),
                      rec.ndesc.eq(ch.len), pending.w_data.eq(rec), plans.w_data.eq(plan)]
-        room = pending.w_rdy & plans.w_rdy
+        # Frames between the planner and the completion writer: at most the
+        # completion FIFO's depth, so that DMA write statuses are always taken
+        # (the write engine must never wait on its clients: its statuses and
+        # the completion records share it).
+        in_flight = Signal(range(CPL_DEPTH + 1))
+        room = pending.w_rdy & plans.w_rdy & (in_flight < CPL_DEPTH)
         req = self.dma.req
         cur = Mux(busy, rem, meta.length)
         n = Mux(ch.desc.len < cur, ch.desc.len, cur)[:14]
@@ -86,7 +97,9 @@ class RxEngine(wiring.Component):
             with m.If(~busy & ~ch.running.bit_select(q, 1)):
                 m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), self.disabled.eq(1)]
             with m.Elif(~busy & ~ch.ready.bit_select(q, 1)):
-                with m.If(~self.backpressure):
+                # No chain cached: wait while posted descriptors are being
+                # fetched; with none posted, drop the frame (or pause).
+                with m.If(~self.backpressure & ~ch.fetching.bit_select(q, 1)):
                     m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), self.no_buf.eq(1)]
             with m.Elif(~busy & (ch.err != QueueStatus.OK)):
                 m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), rec.status.eq(ch.err), pending.w_en.eq(1),
@@ -95,11 +108,13 @@ class RxEngine(wiring.Component):
                 m.d.comb += [req.valid.eq(1), req.payload.addr.eq(ch.desc.addr), req.payload.len.eq(n),
                              req.payload.more.eq(~final)]
                 with m.If(req.ready):
+                    with m.If(~busy):
+                        m.d.comb += [plan.deliver.eq(1), plans.w_en.eq(1),
+                                     plan.written.eq(Mux(ch.bytes < meta.length, ch.bytes, meta.length))]
                     with m.If(final):
                         m.d.comb += [rec.wr.eq(1), rec.nreq.eq(Mux(busy, nreq, 0) + 1), rec.len.eq(meta.length - after),
                                      rec.status.eq(Mux(after != 0, QueueStatus.TRUNCATED, QueueStatus.OK)),
-                                     plan.deliver.eq(1), plan.written.eq(meta.length - after),
-                                     pending.w_en.eq(1), plans.w_en.eq(1), ch.pop.eq(1), self.i_meta.ready.eq(1),
+                                     pending.w_en.eq(1), ch.pop.eq(1), self.i_meta.ready.eq(1),
                                      self.delivered.eq(1)]
                         m.d.sync += busy.eq(0)
                     with m.Else():
@@ -127,7 +142,8 @@ class RxEngine(wiring.Component):
                     m.d.sync += passed.eq(0)
 
         # ----------------------------------------------------------- completions
-        cpls = m.submodules.cpls = fifo.SyncFIFOBuffered(width=len(self.cpl.payload.as_value()), depth=4)
+        cpls = m.submodules.cpls = fifo.SyncFIFOBuffered(width=len(self.cpl.payload.as_value()), depth=CPL_DEPTH)
+        m.d.sync += in_flight.eq(in_flight + pending.w_en - (cpls.r_en & cpls.r_rdy))
         head = Signal(rec_l)
         m.d.comb += head.eq(pending.r_data)
         got = Signal(range(D + 1))

@@ -5,8 +5,10 @@ issues one DMA read per descriptor of the chain, as one gather group, so the
 frame's bytes arrive as one packed stream straight from the user's buffers into
 the transmit frame buffer (store and forward), whence the MAC sends it. A chain
 with a bad descriptor (outside the protection domain, or empty) is not read at
-all. Every chain gets a completion, in ring order: when its frame is in the
-frame buffer (the buffers may be reused), or at once if it was refused.
+all, nor is one whose frame would be longer than ``max_frame`` (TOO_LONG). A
+chain is read only when the frame buffer has room for its whole frame. Every
+chain gets a completion, in ring order: when its frame is in the frame buffer
+(the buffers may be reused), or at once if it was refused.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
@@ -29,6 +31,7 @@ class TxEngine(wiring.Component):
     dma      Out(DmaReadClient): payload reads
     o_frame  Out(stream(bytes_layout)): frames for the MAC
     cpl      Out(stream(cpl_req_layout)): completions to write
+    too_long Out(1): counter pulse, a chain refused as TOO_LONG
     """
 
     def __init__(self, config, queues):
@@ -39,6 +42,7 @@ class TxEngine(wiring.Component):
             "dma": Out(DmaReadClient(config.data_width)),
             "o_frame": Out(stream.Signature(bytes_layout(config.data_width))),
             "cpl": Out(stream.Signature(cpl_req_layout())),
+            "too_long": Out(1),
         })
 
     def elaborate(self, platform):
@@ -46,9 +50,21 @@ class TxEngine(wiring.Component):
         cfg = self._config
         N, D = cfg.num_queues, cfg.desc_cache
         ch = self.chain
+        WB = cfg.beat_bytes
+        depth = cfg.tx_fifo // WB
         rec_l = data.StructLayout({"dma": 1, "status": 4, "queue": range(N), "cq": 8, "index": 16,
-                                   "ndesc": range(D + 1), "len": 32})
+                                   "ndesc": range(D + 1), "len": 32, "need": range(depth + 1)})
         pending = m.submodules.pending = fifo.SyncFIFOBuffered(width=rec_l.size, depth=32)
+        frames = m.submodules.frames = PacketFifo(cfg.data_width, depth, {"x": 1})
+
+        # A chain's payload is read only once the frame buffer has room for all
+        # of it, so that its read data never waits: the read engine's data
+        # path is shared with the descriptor fetches, in order.
+        resv = Signal(range(depth + 1))       # beats reserved for frames being read
+        need = Signal(range(depth + 1))
+        m.d.comb += need.eq((ch.bytes + WB - 1) >> (WB.bit_length() - 1))
+        fits = (frames.level + resv + need) <= depth
+        too_long = ch.bytes > cfg.max_frame - 4
 
         # ------------------------------------------------------------- schedule
         busy = Signal()
@@ -72,15 +88,20 @@ class TxEngine(wiring.Component):
         req = self.dma.req
         idx = Mux(busy, k, 0)
         is_last = idx == ch.len - 1
+        issue_first = Signal()
+        frame_done = Signal()
+        m.d.comb += rec.need.eq(need)
         with m.If(active & pending.w_rdy):
-            with m.If(~busy & (ch.err != QueueStatus.OK)):
+            with m.If(~busy & ((ch.err != QueueStatus.OK) | too_long)):
                 # Refused chain: no DMA, a completion with the reason.
-                m.d.comb += [rec.status.eq(ch.err), pending.w_en.eq(1), ch.pop.eq(1)]
+                m.d.comb += [rec.status.eq(Mux(ch.err != QueueStatus.OK, ch.err, QueueStatus.TOO_LONG)),
+                             pending.w_en.eq(1), ch.pop.eq(1), self.too_long.eq(ch.err == QueueStatus.OK)]
                 m.d.sync += last_q.eq(sel)
-            with m.Else():
+            with m.Elif(busy | fits):
                 m.d.comb += [req.valid.eq(1), req.payload.addr.eq(ch.desc.addr), req.payload.len.eq(ch.desc.len),
                              req.payload.more.eq(~is_last)]
                 with m.If(req.ready):
+                    m.d.comb += issue_first.eq(~busy)
                     with m.If(is_last):
                         m.d.comb += [rec.dma.eq(1), rec.status.eq(QueueStatus.OK),
                                      rec.len.eq(Mux(busy, total, 0) + ch.desc.len), pending.w_en.eq(1), ch.pop.eq(1)]
@@ -90,7 +111,6 @@ class TxEngine(wiring.Component):
                                      total.eq(Mux(busy, total, 0) + ch.desc.len)]
 
         # --------------------------------------------------------- frames, done
-        frames = m.submodules.frames = PacketFifo(cfg.data_width, cfg.tx_fifo // cfg.beat_bytes, {"x": 1})
         cpls = m.submodules.cpls = fifo.SyncFIFOBuffered(width=len(self.cpl.payload.as_value()), depth=4)
         head = Signal(rec_l)
         m.d.comb += head.eq(pending.r_data)
@@ -111,8 +131,10 @@ class TxEngine(wiring.Component):
                     resp.ready.eq(frames.i_pkt.ready),
                 ]
                 with m.If(resp.valid & resp.ready & resp.payload.last):
+                    m.d.comb += frame_done.eq(1)
                     m.d.comb += [c.status.eq(Mux(ok, QueueStatus.OK, QueueStatus.DMA_ERROR)),
                                  c.len.eq(Mux(ok, head.len, 0)), cpls.w_en.eq(1), pending.r_en.eq(1)]
+        m.d.sync += resv.eq(resv + Mux(issue_first, need, 0) - Mux(frame_done, head.need, 0))
         m.d.comb += [frames.stall.eq(1), frames.o_meta.ready.eq(1)]
         wiring.connect(m, frames.o_pkt, flipped(self.o_frame))
         m.d.comb += [self.cpl.valid.eq(cpls.r_rdy), self.cpl.payload.eq(cpls.r_data), cpls.r_en.eq(self.cpl.ready)]

@@ -564,7 +564,7 @@ CASES = {
               "|no_buffer_drops_or_pauses_the_link",
     "soak": "soak_random_frames_queues_and_chains",
 }
-PARAMS = [(64, k) for k in CASES] + [(256, "scatter"), (256, "soak")]
+PARAMS = [(64, k) for k in CASES] + [(256, "scatter"), (256, "irq"), (256, "soak")]
 
 
 @pytest.mark.parametrize("width, case", PARAMS, ids=[f"{w}-{c}" for w, c in PARAMS])

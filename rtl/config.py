@@ -74,7 +74,7 @@ class NicConfig:
     msi_vectors: int = 4
     num_queues: int = 8
     num_cqs: int = 16
-    desc_cache: int = 16
+    desc_cache: int = 32
     num_mrs: int = 8
     tx_fifo: int = 32768
     rx_fifo: int = 32768

@@ -6,7 +6,8 @@ missing completion queue is dropped and counted. A completion queue interrupts
 when it is armed (by its doorbell) and either MOD_COUNT completions are
 unconsumed or one has waited MOD_TIME cycles; the interrupt disarms it. Only
 completions whose write has reached the PCIe link count, so the interrupt never
-overtakes the records.
+overtakes the records. With beats of 32 bytes or more, two records for
+consecutive slots of one ring (the first even) go in one write.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
@@ -68,34 +69,68 @@ class CplWriter(wiring.Component):
         p_j = Array(prod)[j]
         size_j = Array(sizes)[j]
         full = (p_j - Array(cons)[j])[:16] >= size_j
-        order = m.submodules.order = fifo.SyncFIFOBuffered(width=CB, depth=16)
+        # Each write's CQ and record count, in request order, for the interrupts.
+        order = m.submodules.order = fifo.SyncFIFOBuffered(width=CB + 1, depth=16)
 
         rec = Signal(Completion)
-        out_rec = Signal(Completion)
+        out0 = Signal(Completion)
+        out1 = Signal(Completion)
+        two = Signal()               # the write in progress carries out0 and out1
         sending = Signal()
         half = Signal()
-        take = Signal()
+        take = Signal()              # the record ``r`` leaves its stream
+        slot = Signal()              # ... and takes the next slot of its ring
         req = self.dma.req
+        addr_j = Array([cq.base for cq in cqs])[j] + ((p_j & (size_j - 1)) << 4)
         m.d.comb += [rec.len.eq(r.len), rec.index.eq(r.index), rec.queue.eq(r.queue), rec.status.eq(r.status),
                      rec.kind.eq(r.kind), rec.ndesc.eq(r.ndesc), rec.timestamp.eq(self.now),
                      rec.phase.eq(~p_j.bit_select(Array([cq.log_size for cq in cqs])[j], 1))]
-        with m.If(r_valid & ~sending):
+
+        def issue(addr, cq, pair):
+            return [req.valid.eq(1), req.payload.addr.eq(addr), req.payload.len.eq(Mux(pair, 2 * CPL_BYTES, CPL_BYTES)),
+                    order.w_data.eq(Cat(cq, pair))]
+
+        # With beats of 32 bytes or more, a record for an even ring slot waits
+        # one cycle for its successor in the same ring: the two go in one beat,
+        # so that a completion costs half a beat of the link.
+        pairs = WB >= 2 * CPL_BYTES
+        held = Signal()
+        h_j = Signal(CB)
+        h_addr = Signal(64)
+        with m.If(~sending & held):
+            pair = r_valid & enabled & (j == h_j) & ~full
+            m.d.comb += issue(h_addr, h_j, pair)
+            m.d.comb += req.valid.eq(order.w_rdy)
+            with m.If(req.valid & req.ready):
+                m.d.comb += [order.w_en.eq(1), take.eq(pair), slot.eq(pair)]
+                m.d.sync += [sending.eq(1), held.eq(0), two.eq(pair), out1.eq(rec), half.eq(0)]
+        with m.Elif(~sending & r_valid):
             with m.If(~enabled):
                 m.d.comb += [take.eq(1), self.dropped.eq(1)]
             with m.Elif(~full & order.w_rdy):
-                m.d.comb += [req.valid.eq(1),
-                             req.payload.addr.eq(Array([cq.base for cq in cqs])[j] + ((p_j & (size_j - 1)) << 4)),
-                             req.payload.len.eq(CPL_BYTES)]
-                with m.If(req.ready):
-                    m.d.comb += [take.eq(1), order.w_en.eq(1), order.w_data.eq(j)]
-                    m.d.sync += [sending.eq(1), out_rec.eq(rec), half.eq(0)]
+                if pairs:
+                    with m.If(~p_j[0]):
+                        m.d.comb += [take.eq(1), slot.eq(1)]
+                        m.d.sync += [held.eq(1), h_j.eq(j), h_addr.eq(addr_j), out0.eq(rec)]
+                    with m.Else():
+                        m.d.comb += issue(addr_j, j, 0)
+                else:
+                    m.d.comb += issue(addr_j, j, 0)
+                with m.If(req.valid & req.ready):
+                    m.d.comb += [take.eq(1), slot.eq(1), order.w_en.eq(1)]
+                    m.d.sync += [sending.eq(1), out0.eq(rec), two.eq(0), half.eq(0)]
         with m.If(take):
             m.d.comb += [self.i_rx.ready.eq(use_rx), self.i_tx.ready.eq(~use_rx)]
             m.d.sync += last_rx.eq(use_rx)
 
         wd = self.dma.data
-        raw = out_rec.as_value()
-        if WB >= CPL_BYTES:
+        raw = out0.as_value()
+        if pairs:
+            m.d.comb += [wd.valid.eq(sending), wd.payload.data.eq(Cat(out0, out1)),
+                         wd.payload.nbytes.eq(Mux(two, 2 * CPL_BYTES, CPL_BYTES)), wd.payload.last.eq(1)]
+            with m.If(wd.valid & wd.ready):
+                m.d.sync += sending.eq(0)
+        elif WB >= CPL_BYTES:
             m.d.comb += [wd.valid.eq(sending), wd.payload.data.eq(raw), wd.payload.nbytes.eq(CPL_BYTES),
                          wd.payload.last.eq(1)]
             with m.If(wd.valid & wd.ready):
@@ -108,9 +143,10 @@ class CplWriter(wiring.Component):
                 with m.If(half):
                     m.d.sync += sending.eq(0)
 
-        # Written (the TLP passed the arbiter): the completion counts for interrupts.
+        # Written (the TLP passed the arbiter): the completions count for interrupts.
         m.d.comb += self.dma.resp.ready.eq(1)
         m.d.comb += order.r_en.eq(self.dma.resp.valid)
+        o_j, o_two = order.r_data[:CB], order.r_data[CB]
 
         # ---------------------------------------------------- per-queue state
         fires = []
@@ -127,10 +163,10 @@ class CplWriter(wiring.Component):
             with m.If(start):
                 m.d.sync += [prod[jj].eq(0), done[jj].eq(0), cons[jj].eq(0), armed[jj].eq(0), timer[jj].eq(0)]
             with m.Else():
-                with m.If(req.valid & req.ready & (j == jj)):
+                with m.If(slot & (j == jj)):
                     m.d.sync += prod[jj].eq(prod[jj] + 1)
-                with m.If(self.dma.resp.valid & (order.r_data == jj)):
-                    m.d.sync += done[jj].eq(done[jj] + 1)
+                with m.If(self.dma.resp.valid & (o_j == jj)):
+                    m.d.sync += done[jj].eq(done[jj] + 1 + o_two)
                 with m.If(fire):
                     m.d.sync += [armed[jj].eq(0), timer[jj].eq(0)]
                 with m.Elif(armed[jj] & (unconsumed != 0)):

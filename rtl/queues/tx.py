@@ -60,7 +60,7 @@ class TxEngine(wiring.Component):
         # A chain's payload is read only once the frame buffer has room for all
         # of it, so that its read data never waits: the read engine's data
         # path is shared with the descriptor fetches, in order.
-        resv = Signal(range(depth + 1))       # beats reserved for frames being read
+        resv = Signal(range(depth + 1))       # beats reserved for frames being read, not yet arrived
         need = Signal(range(depth + 1))
         m.d.comb += need.eq((ch.bytes + WB - 1) >> (WB.bit_length() - 1))
         fits = (frames.level + resv + need) <= depth
@@ -89,7 +89,8 @@ class TxEngine(wiring.Component):
         idx = Mux(busy, k, 0)
         is_last = idx == ch.len - 1
         issue_first = Signal()
-        frame_done = Signal()
+        dec = Signal(range(depth + 1))       # reserved beats that have arrived
+        wrote = Signal(range(depth + 1))     # beats of the head frame so far
         m.d.comb += rec.need.eq(need)
         with m.If(active & pending.w_rdy):
             with m.If(~busy & ((ch.err != QueueStatus.OK) | too_long)):
@@ -130,11 +131,18 @@ class TxEngine(wiring.Component):
                     fi.drop.eq(~ok),
                     resp.ready.eq(frames.i_pkt.ready),
                 ]
+                with m.If(resp.valid & resp.ready):
+                    # A beat in the frame buffer is counted there, no longer here.
+                    with m.If(resp.payload.last):
+                        m.d.comb += dec.eq(Mux(head.need > wrote, head.need - wrote, 0))
+                        m.d.sync += wrote.eq(0)
+                    with m.Else():
+                        m.d.comb += dec.eq(wrote < head.need)
+                        m.d.sync += wrote.eq(wrote + 1)
                 with m.If(resp.valid & resp.ready & resp.payload.last):
-                    m.d.comb += frame_done.eq(1)
                     m.d.comb += [c.status.eq(Mux(ok, QueueStatus.OK, QueueStatus.DMA_ERROR)),
                                  c.len.eq(Mux(ok, head.len, 0)), cpls.w_en.eq(1), pending.r_en.eq(1)]
-        m.d.sync += resv.eq(resv + Mux(issue_first, need, 0) - Mux(frame_done, head.need, 0))
+        m.d.sync += resv.eq(resv + Mux(issue_first, need, 0) - dec)
         m.d.comb += [frames.stall.eq(1), frames.o_meta.ready.eq(1)]
         wiring.connect(m, frames.o_pkt, flipped(self.o_frame))
         m.d.comb += [self.cpl.valid.eq(cpls.r_rdy), self.cpl.payload.eq(cpls.r_data), cpls.r_en.eq(self.cpl.ready)]

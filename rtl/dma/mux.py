@@ -6,13 +6,13 @@ of the grants to send the responses back to their clients: responses leave the
 engines in request order.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .layouts import read_data_layout, read_req_layout, write_data_layout, write_req_layout, write_resp_layout
 
-__all__ = ["DmaReadMux", "DmaWriteMux", "DmaReadClient", "DmaWriteClient"]
+__all__ = ["DmaReadMux", "DmaWriteMux", "DmaReadClient", "DmaWriteClient", "round_robin"]
 
 
 class DmaReadClient(wiring.Signature):
@@ -36,13 +36,24 @@ class DmaWriteClient(wiring.Signature):
         })
 
 
-def _round_robin(m, n, valids, last_grant):
-    """The first valid index after ``last_grant`` (combinational)."""
-    pick = Signal(range(max(n, 2)))
-    for off in reversed(range(1, n + 1)):
-        for k in range(n):
-            with m.If((last_grant == k) & valids[(k + off) % n]):
-                m.d.comb += pick.eq((k + off) % n)
+def round_robin(m, n, valids, last_grant):
+    """The first index after ``last_grant`` (wrapping round) whose ``valids`` bit
+    is set (combinational; meaningless when none is). The request vector is
+    rotated so that the candidate after ``last_grant`` comes first, and a
+    priority encoder picks from it: logic depth grows with log n, not n * n."""
+    valids = Cat(*valids) if isinstance(valids, (list, tuple)) else valids
+    w = max(n, 2)
+    start = Signal(range(w), name="rr_start")
+    m.d.comb += start.eq(Mux(last_grant >= n - 1, 0, last_grant + 1))
+    rotated = Signal(n, name="rr_rotated")
+    m.d.comb += rotated.eq(Cat(valids, valids).bit_select(start, n))
+    first = Signal(range(w), name="rr_first")
+    for i in reversed(range(n)):
+        with m.If(rotated[i]):
+            m.d.comb += first.eq(i)
+    pick = Signal(range(w), name="rr_pick")
+    total = start + first
+    m.d.comb += pick.eq(Mux(total >= n, total - n, total))
     return pick
 
 
@@ -73,7 +84,7 @@ class DmaReadMux(wiring.Component):
         locked = Signal()
         owner = Signal(range(max(n, 2)))
         last = Signal(range(max(n, 2)))
-        pick = _round_robin(m, n, [r.valid for r in reqs], last)
+        pick = round_robin(m, n, [r.valid for r in reqs], last)
         sel = Signal(range(max(n, 2)))
         m.d.comb += sel.eq(Mux(locked, owner, pick))
         eng = self.engine.req
@@ -132,7 +143,7 @@ class DmaWriteMux(wiring.Component):
         locked = Signal()
         owner = Signal(range(max(n, 2)))
         last = Signal(range(max(n, 2)))
-        pick = _round_robin(m, n, [r.valid for r in reqs], last)
+        pick = round_robin(m, n, [r.valid for r in reqs], last)
         sel = Signal(range(max(n, 2)))
         m.d.comb += sel.eq(Mux(locked, owner, pick))
         eng = self.engine.req

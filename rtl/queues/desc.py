@@ -21,7 +21,7 @@ from amaranth.lib import data, fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..dma.mux import DmaReadClient
+from ..dma.mux import DmaReadClient, round_robin
 from .common import ERROR_CHAIN_TOO_LONG, protection_ok
 from .layouts import DESC_BYTES, Descriptor, DescFlags, QueueStatus
 
@@ -136,11 +136,7 @@ class DescQueues(wiring.Component):
             m.d.comb += [free[q].eq(D - c_count[q] - c_infl[q]),
                          need[q].eq(running[q] & (pend != 0) & (free[q] >= want))]
         last_f = Signal(QB)
-        pick = Signal(QB)
-        for off in reversed(range(1, Q + 1)):
-            for k in range(Q):
-                with m.If((last_f == k) & need[(k + off) % Q]):
-                    m.d.comb += pick.eq((k + off) % Q)
+        pick = round_robin(m, Q, need, last_f)
         p_tail = Array(tail)[pick]
         p_fetch = Array(fetch)[pick]
         p_size = Array(size)[pick]

@@ -15,7 +15,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out, flipped
 
-from ..dma.mux import DmaReadClient
+from ..dma.mux import DmaReadClient, round_robin
 from ..packet_fifo import PacketFifo
 from ..streams import bytes_layout
 from .common import cpl_req_layout
@@ -72,11 +72,7 @@ class TxEngine(wiring.Component):
         k = Signal(range(max(D, 2)))
         total = Signal(32)
         last_q = Signal(range(max(N, 2)))
-        pick = Signal(range(max(N, 2)))
-        for off in reversed(range(1, N + 1)):
-            for i in range(N):
-                with m.If((last_q == i) & ch.ready[(i + off) % N]):
-                    m.d.comb += pick.eq((i + off) % N)
+        pick = round_robin(m, N, ch.ready, last_q)
         sel = Mux(busy, sel_r, pick)
         m.d.comb += [ch.sel.eq(sel), ch.idx.eq(Mux(busy, k, 0))]
         active = busy | ch.ready.any()

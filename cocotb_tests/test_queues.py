@@ -219,7 +219,7 @@ async def many_queues_both_ways_at_once(dut):
             for _ in range(6):
                 await side.post_rx(q, [1600], doorbell=False)
             await side.rx[q].doorbell()
-    for side, peer in ((a, b), (b, a)):
+    for side in (a, b):
         for q in range(n):
             for k in range(5):
                 frame = make_frame(seq, q, (q + k) % n, rng.randint(60, 900), rng)
@@ -541,7 +541,7 @@ async def soak_random_frames_queues_and_chains(dut):
             dut._log.info("soak: %d frames sent, %d received", seq, len(ledger.received))
     await drain(tb, (a, b), ledger)
     assert not ledger.missing(), ledger.missing()[:10]
-    for side, peer in ((a, b), (b, a)):
+    for side in (a, b):
         c = await side.nic.counters()
         drops = {k: v for k, v in c.items() if k.startswith(("RX_DROP", "DESC_ERR", "QUEUE_FAULT")) and v}
         assert not drops, f"{side.name}: {drops}"

@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(PY) -m sim.demo
 
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -n 2
 
 bench: $(STAMP)

@@ -15,7 +15,7 @@ from cocotb.triggers import ClockCycles
 from cocotbext.axi.address_space import MemoryRegion
 from cocotbext.pcie.core.caps import PciCapId
 
-from rtl.pcie.tlp import FMT_TYPE_MRD32, FMT_TYPE_MRD64, FMT_TYPE_MWR32, FMT_TYPE_MWR64, hdr_get
+from rtl.pcie.tlp import FMT_TYPE_MRD32, FMT_TYPE_MRD64, FMT_TYPE_MWR32, FMT_TYPE_MWR64
 from rtl.regmap import DmaStatus
 from sim.pcie import LinkKnobs, _length_dw, _req_addr
 from sim.testbench import NicTestbench
@@ -38,7 +38,7 @@ class Host:
     async def roundtrip(self, length, src_off, dst_off, nic_addr=0, rng=None):
         nic = self.tb.nic
         rng = rng or random.Random(length)
-        data = bytes(rng.randrange(256) for _ in range(length)) if length < 4096 else os.urandom(length)
+        data = rng.randbytes(length)
         self.src.write(src_off, data)
         lo, hi = max(0, dst_off - 64), min(self.dst.size, dst_off + length + 64)
         self.dst.write(lo, bytes([GUARD]) * (hi - lo))
@@ -182,7 +182,7 @@ async def every_read_fault_ends_only_its_request_and_is_counted(dut):
     host = Host(tb)
     await nic.write("DMA_CPL_TIMEOUT", 3000)
     op_len, stride, count = 2048, 8192, 4
-    data = os.urandom(stride * count)
+    data = random.Random(_seed()).randbytes(stride * count)
     host.src.write(0, data)
     for fault, (status, counters) in FAULTS.items():
         target = host.src.addr + 2 * stride + 512     # the second request of the third operation
@@ -250,7 +250,7 @@ async def dma_above_4_gib_uses_64_bit_headers(dut):
     fmts = []
     tb.dev.tx_observers.append(lambda ft, hdr, p: fmts.append(ft) if ft in (FMT_TYPE_MRD64, FMT_TYPE_MWR64,
                                                                          FMT_TYPE_MRD32, FMT_TYPE_MWR32) else None)
-    data = os.urandom(5000)
+    data = random.Random(_seed()).randbytes(5000)
     region[0x10:0x10 + len(data)] = data
     run = await nic.dma_run(write=False, host_addr=high + 0x10, length=len(data))
     assert run.ok, run

@@ -4,7 +4,7 @@ interrupts, and the errors it reports in the user's terms."""
 import cocotb
 import pytest
 
-from host.driver import DriverError, PtlNic
+from host.driver import DriverError
 from host.transport import TransportError
 from rtl.regmap import DmaStatus
 from sim.pcie import LinkKnobs

@@ -137,7 +137,8 @@ async def every_size_and_alignment_reads_back_what_was_written(dut):
             for rsize in (1, 2, 4, 8):
                 for raddr in range(base - 4, base + 12 - rsize + 1):
                     got = await t.mmio_read(raddr, rsize)
-                    _check(got, model.read(raddr, rsize), f"read {rsize}B at {raddr:#x} after write {size}B at {addr:#x}")
+                    _check(got, model.read(raddr, rsize),
+                           f"read {rsize}B at {raddr:#x} after write {size}B at {addr:#x}")
     assert await tb.nic.read("ERR_MMIO_UNMAPPED_RD") == model.unmapped_rd
     tb.check_protocol()
 

@@ -1,6 +1,6 @@
 """The ptlnic host driver core: registers by name, DMA self-test, interrupts."""
 
-import os
+import random
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -226,13 +226,15 @@ class PtlNic:
                       errors=await self.read("DMA_TEST_ERRORS"), first_error=DmaStatus(status["FIRST_ERROR"]),
                       cycles=await self.read("DMA_TEST_CYCLES"))
 
-    async def dma_self_test(self, length, *, nic_addr=0, src_offset=0, dst_offset=0, data=None, irq=False):
+    async def dma_self_test(self, length, *, nic_addr=0, src_offset=0, dst_offset=0, data=None, irq=False, seed=0):
         """Host buffer -> NIC memory -> another host buffer, then compare.
 
-        Returns ``(read_run, write_run)``; raises :class:`DriverError` on any
-        error status or if the data that came back differs."""
+        The pattern is ``data``, or bytes drawn from a generator seeded with
+        ``seed`` (so a failure replays). Returns ``(read_run, write_run)``;
+        raises :class:`DriverError` on any error status or if the data that
+        came back differs."""
         if data is None:
-            data = os.urandom(length)
+            data = random.Random(seed).randbytes(length)
         src = self.t.alloc_dma(src_offset + length + 1)
         dst = self.t.alloc_dma(dst_offset + length + 1)
         src.write(src_offset, data)

@@ -84,8 +84,9 @@ class NicConfig:
     revision: int = 1
 
     def __post_init__(self):
-        if self.data_width not in (64, 128, 256, 512):
-            raise ConfigError(f"data_width must be 64, 128, 256 or 512 bits, not {self.data_width}")
+        if self.data_width not in (64, 128, 256):
+            raise ConfigError(f"data_width must be 64, 128 or 256 bits, not {self.data_width}"
+                              + (" (512-bit beats are not built or tested yet)" if self.data_width == 512 else ""))
         if not (2 <= self.dma_tags <= 256) or not _is_pow2(self.dma_tags):
             raise ConfigError(f"dma_tags must be a power of two from 2 to 256, not {self.dma_tags}")
         for name in ("max_payload_size", "max_read_request_size"):

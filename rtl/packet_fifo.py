@@ -1,7 +1,7 @@
 """Store-and-forward packet FIFO: a packet becomes visible only once its last
 beat has arrived and it was not dropped; a dropped packet leaves no trace."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out

@@ -1,6 +1,6 @@
 """The NIC top level: PCIe TLP streams in and out, everything else inside."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out, connect
 

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,7 +194,8 @@ def model(top="ptlnic", config=None, waves=None, log=print):
             t0 = time.monotonic()
             log(f"[build] {top} {config.key()}{' (with FST tracing)' if waves else ''}: generating Verilog")
             vfile = generate_verilog(top, config, build_dir)
-            log(f"[build] {top} {config.key()}: compiling with Verilator (one time, cached in {build_dir.relative_to(ROOT) if build_dir.is_relative_to(ROOT) else build_dir})")
+            where = build_dir.relative_to(ROOT) if build_dir.is_relative_to(ROOT) else build_dir
+            log(f"[build] {top} {config.key()}: compiling with Verilator (one time, cached in {where})")
             runner = _runner()
             args = list(VERILATOR_ARGS) + (_fst_support() if waves else [])
             saved = os.environ.get("MAKEFLAGS", "")

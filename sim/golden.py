@@ -156,7 +156,8 @@ class Ledger:
         source, want = self.sent[seq]
         want = want[:truncated_to] if truncated_to is not None else want
         if bytes(frame) != want:
-            bad = next((i for i in range(min(len(frame), len(want))) if frame[i] != want[i]), min(len(frame), len(want)))
+            n = min(len(frame), len(want))
+            bad = next((i for i in range(n) if frame[i] != want[i]), n)
             raise Mismatch(f"frame {seq} from {source}: {len(frame)} bytes received, {len(want)} expected, "
                            f"first difference at byte {bad}")
         key = (source, rx_queue)

@@ -39,9 +39,11 @@ class _Join(wiring.Component):
         owner_b = Signal()
         use_b = Mux(in_frame, owner_b, self.b.valid)
         with m.If(use_b):
-            m.d.comb += [self.o.valid.eq(self.b.valid), self.o.payload.eq(self.b.payload), self.b.ready.eq(self.o.ready)]
+            m.d.comb += [self.o.valid.eq(self.b.valid), self.o.payload.eq(self.b.payload),
+                         self.b.ready.eq(self.o.ready)]
         with m.Else():
-            m.d.comb += [self.o.valid.eq(self.a.valid), self.o.payload.eq(self.a.payload), self.a.ready.eq(self.o.ready)]
+            m.d.comb += [self.o.valid.eq(self.a.valid), self.o.payload.eq(self.a.payload),
+                         self.a.ready.eq(self.o.ready)]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += [in_frame.eq(~self.o.payload.last), owner_b.eq(use_b)]
         return m

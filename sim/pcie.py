@@ -27,7 +27,7 @@ import logging
 import random
 import struct
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import cocotb
@@ -37,8 +37,7 @@ from cocotb.utils import get_sim_time
 from cocotbext.axi.address_space import AddressSpace, MemoryRegion
 from cocotbext.pcie.core import Device, Endpoint
 from cocotbext.pcie.core.caps import MsiCapability
-from cocotbext.pcie.core.tlp import Tlp, TlpType, CplStatus as CocoCplStatus
-from cocotbext.pcie.core.utils import PcieId
+from cocotbext.pcie.core.tlp import Tlp, TlpType
 
 from rtl.pcie.tlp import (FMT_TYPE_CPL, FMT_TYPE_CPLD, FMT_TYPE_MRD32, FMT_TYPE_MRD64, FMT_TYPE_MWR32,
                           FMT_TYPE_MWR64, CplStatus, be_byte_count, hdr_get, tlp_beat_layout)

@@ -4,7 +4,6 @@ import json
 import os
 import re
 import sys
-from pathlib import Path
 
 from .build import BUILD, ROOT, model as build_model
 
@@ -53,9 +52,9 @@ def run_cocotb(module, config, *, top="ptlnic", testcase=None, name=None, env=No
     # failure; we check the results ourselves.
     saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
     try:
-        runner.test(test_module=module, hdl_toplevel=top, hdl_toplevel_lang="verilog", build_dir=m.build_dir, test_dir=run_dir,
-                    testcase=testcase, results_xml=str(results), extra_env=extra_env, test_args=test_args,
-                    seed=seed, waves=m.waves, **kwargs)
+        runner.test(test_module=module, hdl_toplevel=top, hdl_toplevel_lang="verilog", build_dir=m.build_dir,
+                    test_dir=run_dir, testcase=testcase, results_xml=str(results), extra_env=extra_env,
+                    test_args=test_args, seed=seed, waves=m.waves, **kwargs)
     except SystemExit as exc:
         raise SimFailure(f"simulation of {module} exited with status {exc.code}") from None
     finally:

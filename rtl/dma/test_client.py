@@ -7,7 +7,7 @@ the end of the last operation, so that runs of many operations measure the
 engines' throughput with the completion latency hidden.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -70,7 +70,6 @@ class DmaTestClient(wiring.Component):
         issued = Signal(32)
         req_addr = Signal(64)
 
-        end_of_run = Signal()
         m.d.comb += self.irq.eq(0)
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)

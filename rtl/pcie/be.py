@@ -3,7 +3,7 @@
 """Byte-enable arithmetic as Amaranth expressions (the plain-Python twins are
 :func:`rtl.pcie.tlp.first_last_be` and :func:`rtl.pcie.tlp.be_byte_count`)."""
 
-from amaranth.hdl import Cat, Const, Mux, Signal
+from amaranth.hdl import Const, Mux, Signal
 
 __all__ = ["be_low", "be_high", "request_bes", "read_byte_count"]
 

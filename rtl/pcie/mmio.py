@@ -74,7 +74,6 @@ class MmioTarget(wiring.Component):
         in_has_data = hdr.dw0.fmt[1]
         in_is_mrd = (in_fmt_type == FMT_TYPE_MRD32) | (in_fmt_type == FMT_TYPE_MRD64)
         in_is_mwr = (in_fmt_type == FMT_TYPE_MWR32) | (in_fmt_type == FMT_TYPE_MWR64)
-        in_is_msg = hdr.dw0.type[3:5] == 0b10
         in_fits = (in_length <= max_dw) & (beat.bar == 0)
 
         # Read data gathered for the completion.

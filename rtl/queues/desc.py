@@ -44,7 +44,8 @@ class ChainPort(wiring.Signature):
 
     def __init__(self, n, d):
         super().__init__({
-            "running": Out(n), "ready": Out(n), "fetching": Out(n), "sel": In(range(max(n, 2))), "len": Out(range(d + 1)), "err": Out(4), "bytes": Out(16),
+            "running": Out(n), "ready": Out(n), "fetching": Out(n), "sel": In(range(max(n, 2))),
+            "len": Out(range(d + 1)), "err": Out(4), "bytes": Out(16),
             "head": Out(16), "idx": In(range(max(d, 2))), "desc": Out(Descriptor), "pop": In(1),
         })
 
@@ -75,7 +76,7 @@ class DescQueues(wiring.Component):
         Q = 2 * N
         QB = (Q - 1).bit_length()
         DB = (D - 1).bit_length()
-        W, WB = cfg.data_width, cfg.beat_bytes
+        W = cfg.data_width
         qs = self._queues
 
         # ----------------------------------------------------- per-queue state

@@ -10,7 +10,8 @@ the write engine holds only a few chunks of a group, so waiting for the last
 request could deadlock).
 A frame whose queue is disabled, or has no buffer posted, is dropped and
 counted, or with back-pressure on (QUEUE_CONTROL.RX_BACKPRESSURE) waits for
-one; a frame whose buffers are posted but still being fetched waits for them. A chain with a bad descriptor gets nothing written: the frame is dropped
+one; a frame whose buffers are posted but still being fetched waits for them.
+A chain with a bad descriptor gets nothing written: the frame is dropped
 and the chain completes with the reason.
 """
 
@@ -61,7 +62,7 @@ class RxEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
-        N, D, WB = cfg.num_queues, cfg.desc_cache, cfg.beat_bytes
+        N, D = cfg.num_queues, cfg.desc_cache
         ch = self.chain
         rec_l = data.StructLayout({"wr": 1, "status": 4, "queue": range(N), "cq": 8, "index": 16,
                                    "ndesc": range(D + 1), "len": 32, "nreq": range(D + 1)})

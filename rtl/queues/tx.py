@@ -11,7 +11,7 @@ chain gets a completion, in ring order: when its frame is in the frame buffer
 (the buffers may be reused), or at once if it was refused.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out, flipped
 

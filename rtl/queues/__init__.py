@@ -1,0 +1,1 @@
+"""Descriptor rings, completion queues and their engines."""

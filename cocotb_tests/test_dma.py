@@ -172,6 +172,7 @@ FAULTS = {
     "drop": (DmaStatus.TIMEOUT, {"ERR_CPL_TIMEOUT": 1}),
     "bad_tag": (DmaStatus.TIMEOUT, {"ERR_CPL_TIMEOUT": 1}),
     "bad_len": (DmaStatus.BAD_CPL, {"ERR_CPL_BAD_LEN": 1}),
+    "poison": (DmaStatus.POISONED, {"ERR_CPL_POISONED": 1, "ERR_CPL_BAD_TAG": 0, "ERR_CPL_TIMEOUT": 0}),
 }
 
 

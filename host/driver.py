@@ -155,7 +155,16 @@ class PtlNic:
         await self.write(f"CQ{index}_BASE", ring.addr)
         await self.write(f"CQ{index}_MOD_TIME", mod_time)
         await self.write_fields(f"CQ{index}_CTRL", ENABLE=1, LOG_SIZE=log_size, VECTOR=vector, MOD_COUNT=mod_count)
+        await self._wait_state(f"CQ{index}_STATUS", "ACTIVE", 1, f"completion queue {index} did not start")
         return CompletionQueue(self, index, log_size, ring, vector)
+
+    async def _wait_state(self, reg, field, value, what, polls=10_000):
+        """Poll ``reg.field`` until it reads ``value``."""
+        for _ in range(polls):
+            got = await self.read_fields(reg)
+            if got[field] == value:
+                return got
+        raise DriverError(f"{what}: {reg} still reads {got} after {polls} polls")
 
     async def _create_ring(self, cls, kind, index, log_size, cq, pd):
         self._check_index(f"{kind} queue", index, self.build["num_queues"])
@@ -165,6 +174,8 @@ class PtlNic:
         await self.write_fields(f"{reg}_CTRL", ENABLE=0)
         await self.write(f"{reg}_BASE", ring.addr)
         await self.write_fields(f"{reg}_CTRL", ENABLE=1, LOG_SIZE=log_size, CQ=cq.index, PD=pd)
+        # It starts once anything of an earlier incarnation has drained.
+        await self._wait_state(f"{reg}_ERROR", "ACTIVE", 1, f"{kind} queue {index} did not start")
         return cls(self, index, log_size, ring, cq)
 
     async def create_tx_queue(self, index, log_size, cq, pd=0):
@@ -176,14 +187,23 @@ class PtlNic:
         return await self._create_ring(RxQueue, "receive", index, log_size, cq, pd)
 
     async def destroy_queue(self, queue):
-        """Stop a queue (its ring memory may be freed once its completions are in)."""
-        reg = f"CQ{queue.index}" if isinstance(queue, CompletionQueue) else f"{queue.REG}{queue.index}"
+        """Stop a queue and return once nothing of it is in flight: no descriptor
+        fetch, no chain, no completion still to land (its ring memory and
+        buffers may then be reused). A completion queue is stopped once every
+        slot promised to its queues has been written or dropped; destroy the
+        queues bound to it first."""
+        cq = isinstance(queue, CompletionQueue)
+        reg = f"CQ{queue.index}" if cq else f"{queue.REG}{queue.index}"
         await self.write_fields(f"{reg}_CTRL", ENABLE=0)
+        await self._wait_state(f"{reg}_STATUS" if cq else f"{reg}_ERROR", "DRAINING", 0,
+                               f"{reg} did not drain")
 
     async def register_mr(self, index, addr, length, *, pd=0, read=True, write=True):
         """Let protection domain ``pd`` use ``[addr, addr + length)``: transmit
         queues may read it when ``read``, receive queues write it when ``write``."""
         self._check_index("memory region", index, self.build["num_mrs"])
+        if addr < 0 or length < 0 or addr + length > 1 << 64:
+            raise DriverError(f"memory region of {length} bytes at {addr:#x} runs past the 64-bit address space")
         await self.write_fields(f"MR{index}_CTRL", ENABLE=0)
         await self.write(f"MR{index}_BASE", addr)
         await self.write(f"MR{index}_LEN", length)

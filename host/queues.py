@@ -113,6 +113,8 @@ class _Ring:
     def _write_chain(self, buffers, cookie):
         if not buffers:
             raise QueueError("a chain needs at least one buffer")
+        if len(buffers) > self.size:
+            raise QueueError(f"a chain of {len(buffers)} buffers cannot fit a ring of {self.size}")
         if len(buffers) > self.nic.build["desc_cache"]:
             raise QueueError(f"a chain of {len(buffers)} buffers is longer than the NIC takes "
                              f"({self.nic.build['desc_cache']})")

@@ -29,7 +29,7 @@ __all__ = ["Field", "Register", "RegisterMap", "REGMAP", "regmap", "UNMAPPED_REA
 #: What a read of an unmapped BAR0 address returns.
 UNMAPPED_READ_VALUE = 0xBADC0FFE
 #: Register-map version (major, minor, patch).
-VERSION = (0, 3, 0)
+VERSION = (0, 4, 0)
 #: Content of the MAGIC register: "PTLN".
 MAGIC = 0x50544C4E
 
@@ -46,6 +46,7 @@ class DmaStatus(enum.IntEnum):
     BUS_MASTER = 5    # bus mastering is disabled in the command register
     ZERO_LENGTH = 6   # a zero-length operation was requested
     BAD_ARGS = 7      # the request does not fit the NIC-side memory
+    POISONED = 8      # a completion came back poisoned (EP set): its data was not used
 
 
 @dataclass(frozen=True)
@@ -177,11 +178,14 @@ _COUNTERS = [
     ("RX_DROP_DISABLED", "received frames dropped: their queue is disabled or in error"),
     ("DESC_ERR_PROTECTION", "descriptors outside their protection domain (not DMA'd)"),
     ("DESC_ERR_ZERO_LEN", "descriptors of zero length (not DMA'd)"),
-    ("DB_IGNORED", "doorbells for a disabled queue, or beyond the ring, ignored"),
-    ("QUEUE_FAULTS", "queues stopped in error (descriptor fetch failed, chain too long)"),
-    ("CPL_DROPPED", "completions for a disabled completion queue, dropped"),
+    ("DB_IGNORED", "queue doorbells ignored: disabled queue, or producer index not in [fetched, head + ring size]"),
+    ("QUEUE_FAULTS", "queues stopped in error (descriptor fetch failed, chain cannot end)"),
+    ("CPL_DROPPED", "completions whose completion queue was disabled after the chain started, dropped"),
     ("CQ_IRQS", "interrupts raised by completion queues"),
     ("TX_TOO_LONG", "frames not sent: longer than the maximum frame (not DMA'd)"),
+    ("ERR_CPL_POISONED", "completions with EP set: their data was not used, their request failed"),
+    ("RX_DROP_CQ_FULL", "received frames dropped: their queue's completion queue had no free slot"),
+    ("CQ_DB_IGNORED", "completion queue doorbells ignored: disabled, or consumer index not in [consumed, written]"),
 ]
 
 _FIXED = [
@@ -254,14 +258,18 @@ def _queue_registers(kind, base, n):
         regs += [
             Register(f"{kind}{i}_BASE", a, "rw", width=64, doc=f"{kind} ring address in host memory"),
             Register(f"{kind}{i}_CTRL", a + 8, "rw", fields=(
-                _F("ENABLE", 0, 1, "0 to 1 (re)starts the queue with both indices at 0"),
+                _F("ENABLE", 0, 1, "1 starts an incarnation with both indices at 0 once the last one "
+                   "has drained (ERROR.ACTIVE); 0 stops it"),
                 _F("LOG_SIZE", 4, 4, "ring of 2**LOG_SIZE descriptors (1 .. 15)"),
                 _F("CQ", 8, 8, "completion queue"), _F("PD", 16, 4, "protection domain"))),
             Register(f"{kind}{i}_STATE", a + 12, "ro", fields=(
                 _F("HEAD", 0, 16, "next descriptor the NIC will complete"),
                 _F("TAIL", 16, 16, "producer index from the last doorbell"))),
             Register(f"{kind}{i}_ERROR", a + 16, "ro", fields=(
-                _F("CODE", 0, 4, "0: running; DmaStatus of a failed descriptor fetch; 15: chain too long"),)),
+                _F("CODE", 0, 4, "0: running; DmaStatus of a failed descriptor fetch; 15: a chain that cannot "
+                   "end within the ring or the descriptor cache"),
+                _F("ACTIVE", 8, 1, "an incarnation is running (LOG_SIZE, CQ and PD were taken when it started)"),
+                _F("DRAINING", 9, 1, "fetches, chains or completions of a stopped incarnation are in flight"))),
         ]
     return regs
 
@@ -273,7 +281,8 @@ def _cq_registers(n):
         regs += [
             Register(f"CQ{j}_BASE", a, "rw", width=64, doc="completion ring address in host memory"),
             Register(f"CQ{j}_CTRL", a + 8, "rw", fields=(
-                _F("ENABLE", 0, 1, "0 to 1 (re)starts the queue with both indices at 0"),
+                _F("ENABLE", 0, 1, "1 starts an incarnation with both indices at 0 once the last one "
+                   "has drained (STATUS.ACTIVE); 0 stops it"),
                 _F("LOG_SIZE", 4, 4, "ring of 2**LOG_SIZE completions (1 .. 15)"),
                 _F("VECTOR", 8, 5, "MSI vector"),
                 _F("MOD_COUNT", 16, 16, "interrupt once this many completions are unconsumed (0: 1)"))),
@@ -281,7 +290,9 @@ def _cq_registers(n):
                      doc="or once a completion has waited this many cycles (0: no timer)"),
             Register(f"CQ{j}_STATE", a + 16, "ro", fields=(
                 _F("PROD", 0, 16, "completions written"), _F("CONS", 16, 16, "consumer index from the doorbell"))),
-            Register(f"CQ{j}_STATUS", a + 20, "ro", fields=(_F("ARMED", 0, 1),)),
+            Register(f"CQ{j}_STATUS", a + 20, "ro", fields=(
+                _F("ARMED", 0, 1), _F("ACTIVE", 1, 1, "an incarnation is running"),
+                _F("DRAINING", 2, 1, "completions promised to a stopped incarnation are still in flight"))),
         ]
     return regs
 

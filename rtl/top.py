@@ -186,6 +186,9 @@ class PtlNic(wiring.Component):
         connect(m, rx_buf.o_pkt, rxe.i_frame)
         connect(m, txe.cpl, cplw.i_tx)
         connect(m, rxe.cpl, cplw.i_rx)
+        connect(m, desc.claim, cplw.claim)
+        for k in range(len(desc.retire)):
+            connect(m, cplw.retire[k], desc.retire[k])
 
         # DMA engines and their clients.
         rdc, wrc = rd_mux.clients(), wr_mux.clients()
@@ -280,6 +283,8 @@ class PtlNic(wiring.Component):
             csr.desc_err_protection.eq(desc.prot), csr.desc_err_zero_len.eq(desc.zero),
             csr.db_ignored.eq(desc.db_ignored), csr.queue_faults.eq(desc.fault),
             csr.cpl_dropped.eq(cplw.dropped), csr.cq_irqs.eq(cplw.irqs), csr.tx_too_long.eq(txe.too_long),
+            csr.err_cpl_poisoned.eq(rs.poisoned), csr.rx_drop_cq_full.eq(rxe.cq_full),
+            csr.cq_db_ignored.eq(cplw.db_ignored),
         ]
         rx_end = mac_rx.o_frame.valid & mac_rx.o_frame.ready & mf.last
         m.d.comb += [

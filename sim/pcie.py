@@ -12,7 +12,7 @@ host read latency in cycles, completion splitting at the read completion
 boundary (largest, every boundary, or random), reordering of completions
 across requests, back-pressure on ``o_tlp``, idle cycles on ``i_tlp`` and a
 fault hook that answers chosen requests with UR, CA, a wrong tag, a wrong
-length, or nothing at all.
+length, poisoned data (EP), or nothing at all.
 
 Every TLP the DUT sends is checked against the rules a root complex would
 enforce (4 KiB boundaries, MPS, MRRS, byte enables, tags, bus mastering,
@@ -60,7 +60,7 @@ class LinkKnobs:
     tx_pause      probability that ``o_tlp.ready`` is low in a cycle
     rx_gap        probability of an idle cycle between two ``i_tlp`` beats
     fault         ``fault(request) -> None | 'ur' | 'ca' | 'drop' | 'bad_tag'
-                  | 'bad_len'``, called for every DMA read request
+                  | 'bad_len' | 'poison'``, called for every DMA read request
     seed          seed of the knobs' random choices
     """
     read_latency: int = 0
@@ -494,6 +494,11 @@ class PtlnicDevice(Device):
             bad = tag ^ 0x80        # a tag the NIC never has outstanding (it uses fewer than 128)
             cpls = [(h & ~(0xFF << 72) | (bad << 72), p) for h, p in cpls]
             tag_q = bad
+        elif fault == "poison":
+            h, p = cpls[0]
+            cpls[0] = (h | (1 << 14), p)        # EP, DWORD 0 bit 14: the first completion's data is poisoned
+            tag_q = tag
+            self._outstanding[tag] = len(cpls)
         elif fault == "bad_len":
             h, p = cpls[0]
             bc = hdr_get(h, "cpl.dw1.byte_count")

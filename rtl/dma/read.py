@@ -21,7 +21,8 @@ __all__ = ["DmaReadEngine", "ReadStatsSignature", "rotate_left_bytes"]
 class ReadStatsSignature(wiring.Signature):
     """Counter pulses of the read engine (one count per cycle high)."""
 
-    NAMES = ("ops", "tlps", "cpls", "ur", "ca", "timeout", "bad_tag", "bad_len", "bus_master", "zero_len")
+    NAMES = ("ops", "tlps", "cpls", "ur", "ca", "timeout", "bad_tag", "bad_len", "bus_master", "zero_len",
+             "poisoned")
 
     def __init__(self):
         super().__init__({n: Out(1) for n in self.NAMES})
@@ -51,7 +52,9 @@ class DmaReadEngine(wiring.Component):
     lower address, and a tag whose completions do not arrive within ``timeout``
     cycles end the request with that :class:`~rtl.regmap.DmaStatus`; its data
     bytes are then undefined but still delivered, so the stream stays framed. A
-    completion whose tag is not outstanding is dropped. Every case is counted.
+    poisoned completion (EP set) is accounted for like a good one but its data
+    is not written: the request ends with ``POISONED``. A completion whose tag
+    is not outstanding is dropped. Every case is counted.
 
     req     In(stream(read_req_layout))
     resp    Out(stream(read_data_layout))
@@ -247,8 +250,9 @@ class DmaReadEngine(wiring.Component):
         final = c_data_bytes >= c_bc
         length_ok = (c_has_data & (c_bc == R) & (c_la == c_nla) & (c_data_bytes != 0)
                      & (~final | ((c_data_bytes - c_bc) < 4)))
+        poisoned = ch.dw0.ep
         good = Signal()
-        m.d.comb += good.eq(live & status_ok & length_ok)
+        m.d.comb += good.eq(live & status_ok & length_ok & ~poisoned)
         nb = Signal(13)
         m.d.comb += nb.eq(Mux(final, c_bc, c_data_bytes))
         pos0 = Signal(PB)
@@ -285,6 +289,14 @@ class DmaReadEngine(wiring.Component):
                     m.d.sync += [t_done[c_t].eq(1), t_err[c_t].eq(DmaStatus.BAD_CPL)]
                 with m.Else():
                     m.d.sync += [t_rem[c_t].eq(R - nb), t_nla[c_t].eq(c_la + nb)]
+                    with m.If(poisoned):
+                        # Its bytes are dropped; the request fails. The final
+                        # completion's data never reaches stage 2, so the tag is
+                        # marked done here.
+                        m.d.comb += st.poisoned.eq(1)
+                        m.d.sync += t_err[c_t].eq(DmaStatus.POISONED)
+                        with m.If(final):
+                            m.d.sync += t_done[c_t].eq(1)
 
         # Stage 2: rotate the beat into place and write the byte lanes.
         s_valid = Signal()

@@ -74,7 +74,9 @@ def cpl_req_layout():
 
 def protection_ok(m, mrs, pd, addr, length, write):
     """True when ``[addr, addr + length)`` lies inside one enabled memory region
-    of domain ``pd`` that allows the access (``write``: a constant, receive)."""
+    of domain ``pd`` that allows the access (``write``: a constant, receive).
+    Sums are taken with a 65th bit: a region or a buffer that would run past
+    the top of the 64-bit address space never matches (no wrap to 0)."""
     hits = []
     end = Signal(65)
     m.d.comb += end.eq(addr + length)
@@ -83,6 +85,6 @@ def protection_ok(m, mrs, pd, addr, length, write):
         m.d.comb += mr_end.eq(mr.base + mr.len)
         hit = Signal(name=f"mr{k}_hit")
         m.d.comb += hit.eq(mr.enable & (mr.pd == pd) & (mr.write if write else mr.read)
-                           & (addr >= mr.base) & (end <= mr_end))
+                           & (mr_end <= (1 << 64)) & (addr >= mr.base) & (end <= mr_end))
         hits.append(hit)
     return Cat(*hits).any() if hits else Const(0, 1)

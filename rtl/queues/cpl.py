@@ -1,8 +1,16 @@
 """Completion writer: completion records into completion rings, by DMA, and
 their interrupts, with moderation.
 
-A completion for a full ring waits (nothing is lost); one for a disabled or
-missing completion queue is dropped and counted. A completion queue interrupts
+Every completion has a slot waiting for it: an engine starts a chain only
+after claiming a slot of its completion queue (``claim``), so a record is never
+held up by a full ring, and a completion queue that its owner does not drain
+holds only the queues bound to it. A completion queue's incarnation starts
+(ENABLE) only once every slot claimed from the previous one has been written
+or dropped; a record whose completion queue stopped after its chain started is
+dropped and counted. A consumer-index doorbell is taken only between the
+last consumer index and the records written; others are ignored and counted.
+Each record written or dropped is reported to the queues (``retire``), for
+their drain. A completion queue interrupts
 when it is armed (by its doorbell) and either MOD_COUNT completions are
 unconsumed or one has waited MOD_TIME cycles; the interrupt disarms it. Only
 completions whose write has reached the PCIe link count, so the interrupt never
@@ -11,11 +19,12 @@ consecutive slots of one ring (the first even) go in one write.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..dma.mux import DmaWriteClient
 from .common import cpl_req_layout
+from .desc import RETIRE_PORTS, CqClaimSignature, RetireSignature
 from .layouts import CPL_BYTES, Completion
 
 __all__ = ["CplWriter"]
@@ -27,7 +36,9 @@ class CplWriter(wiring.Component):
     dma         Out(DmaWriteClient)
     now         In(32): the cycle counter, for the records' timestamps
     irq         Out(msi_vectors): one pulse per interrupt, by vector
-    dropped, irqs  Out(1): counter pulses
+    claim       In(CqClaimSignature): slots claimed by the engines, room left
+    retire      Out(RetireSignature) x RETIRE_PORTS: records written or dropped
+    dropped, irqs, db_ignored  Out(1): counter pulses
     """
 
     def __init__(self, config, cqs):
@@ -39,7 +50,9 @@ class CplWriter(wiring.Component):
             "dma": Out(DmaWriteClient(config.data_width)),
             "now": In(32),
             "irq": Out(config.msi_vectors),
-            "dropped": Out(1), "irqs": Out(1),
+            "claim": In(CqClaimSignature(config.num_cqs)),
+            "retire": Out(RetireSignature(config.num_queues)).array(RETIRE_PORTS),
+            "dropped": Out(1), "irqs": Out(1), "db_ignored": Out(1),
         })
 
     def elaborate(self, platform):
@@ -48,14 +61,18 @@ class CplWriter(wiring.Component):
         C, W, WB = cfg.num_cqs, cfg.data_width, cfg.beat_bytes
         cqs = self._cqs
         CB = max(1, (C - 1).bit_length())
+        N = cfg.num_queues
+        QB = (2 * N - 1).bit_length()
 
+        on = [Signal(name=f"cq_on{j}") for j in range(C)]
+        l_log = [Signal(4, name=f"cq_log{j}") for j in range(C)]
+        claimed = [Signal(16, name=f"claimed{j}") for j in range(C)]   # slots written + claimed, not dropped
         prod = [Signal(16, name=f"prod{j}") for j in range(C)]
         done = [Signal(16, name=f"done{j}") for j in range(C)]
         cons = [Signal(16, name=f"cons{j}") for j in range(C)]
         armed = [Signal(name=f"armed{j}") for j in range(C)]
         timer = [Signal(32, name=f"timer{j}") for j in range(C)]
-        was_on = [Signal(name=f"cq_on{j}") for j in range(C)]
-        sizes = [(Const(1, 17) << cq.log_size)[:17] for cq in cqs]
+        sizes = [(Const(1, 17) << l_log[j])[:17] for j in range(C)]
 
         # --------------------------------------------------------- write records
         last_rx = Signal()
@@ -65,12 +82,17 @@ class CplWriter(wiring.Component):
         r_valid = self.i_tx.valid | self.i_rx.valid
         j = r.cq[:CB]
         exists = (r.cq < C) if C < 256 else Const(1)
-        enabled = exists & Array([cq.enable for cq in cqs])[j]
+        enabled = exists & Array(on)[j]
+        r_q = Signal(QB)
+        m.d.comb += r_q.eq(Mux(r.kind, N + r.queue, r.queue))
         p_j = Array(prod)[j]
         size_j = Array(sizes)[j]
-        full = (p_j - Array(cons)[j])[:16] >= size_j
-        # Each write's CQ and record count, in request order, for the interrupts.
-        order = m.submodules.order = fifo.SyncFIFOBuffered(width=CB + 1, depth=16)
+        # Each write's CQ, record count and queues, in request order, for the
+        # interrupts and the queues' drain.
+        order_l = data.StructLayout({"cq": CB, "two": 1, "q0": QB, "q1": QB})
+        order = m.submodules.order = fifo.SyncFIFOBuffered(width=order_l.size, depth=16)
+        o_w = Signal(order_l)
+        m.d.comb += order.w_data.eq(o_w)
 
         rec = Signal(Completion)
         out0 = Signal(Completion)
@@ -84,11 +106,11 @@ class CplWriter(wiring.Component):
         addr_j = Array([cq.base for cq in cqs])[j] + ((p_j & (size_j - 1)) << 4)
         m.d.comb += [rec.len.eq(r.len), rec.index.eq(r.index), rec.queue.eq(r.queue), rec.status.eq(r.status),
                      rec.kind.eq(r.kind), rec.ndesc.eq(r.ndesc), rec.timestamp.eq(self.now),
-                     rec.phase.eq(~p_j.bit_select(Array([cq.log_size for cq in cqs])[j], 1))]
+                     rec.phase.eq(~p_j.bit_select(Array(l_log)[j], 1))]
 
-        def issue(addr, cq, pair):
+        def issue(addr, cq, pair, q0):
             return [req.valid.eq(1), req.payload.addr.eq(addr), req.payload.len.eq(Mux(pair, 2 * CPL_BYTES, CPL_BYTES)),
-                    order.w_data.eq(Cat(cq, pair))]
+                    o_w.cq.eq(cq), o_w.two.eq(pair), o_w.q0.eq(q0), o_w.q1.eq(r_q)]
 
         # With beats of 32 bytes or more, a record for an even ring slot waits
         # one cycle for its successor in the same ring: the two go in one beat,
@@ -97,25 +119,26 @@ class CplWriter(wiring.Component):
         held = Signal()
         h_j = Signal(CB)
         h_addr = Signal(64)
+        h_q = Signal(QB)
         with m.If(~sending & held):
-            pair = r_valid & enabled & (j == h_j) & ~full
-            m.d.comb += issue(h_addr, h_j, pair)
+            pair = r_valid & enabled & (j == h_j)
+            m.d.comb += issue(h_addr, h_j, pair, h_q)
             m.d.comb += req.valid.eq(order.w_rdy)
             with m.If(req.valid & req.ready):
                 m.d.comb += [order.w_en.eq(1), take.eq(pair), slot.eq(pair)]
                 m.d.sync += [sending.eq(1), held.eq(0), two.eq(pair), out1.eq(rec), half.eq(0)]
         with m.Elif(~sending & r_valid):
             with m.If(~enabled):
-                m.d.comb += [take.eq(1), self.dropped.eq(1)]
-            with m.Elif(~full & order.w_rdy):
+                m.d.comb += [take.eq(1), self.dropped.eq(1), self.retire[2].en.eq(1), self.retire[2].q.eq(r_q)]
+            with m.Elif(order.w_rdy):
                 if pairs:
                     with m.If(~p_j[0]):
                         m.d.comb += [take.eq(1), slot.eq(1)]
-                        m.d.sync += [held.eq(1), h_j.eq(j), h_addr.eq(addr_j), out0.eq(rec)]
+                        m.d.sync += [held.eq(1), h_j.eq(j), h_addr.eq(addr_j), out0.eq(rec), h_q.eq(r_q)]
                     with m.Else():
-                        m.d.comb += issue(addr_j, j, 0)
+                        m.d.comb += issue(addr_j, j, 0, r_q)
                 else:
-                    m.d.comb += issue(addr_j, j, 0)
+                    m.d.comb += issue(addr_j, j, 0, r_q)
                 with m.If(req.valid & req.ready):
                     m.d.comb += [take.eq(1), slot.eq(1), order.w_en.eq(1)]
                     m.d.sync += [sending.eq(1), out0.eq(rec), two.eq(0), half.eq(0)]
@@ -146,23 +169,41 @@ class CplWriter(wiring.Component):
         # Written (the TLP passed the arbiter): the completions count for interrupts.
         m.d.comb += self.dma.resp.ready.eq(1)
         m.d.comb += order.r_en.eq(self.dma.resp.valid)
-        o_j, o_two = order.r_data[:CB], order.r_data[CB]
+        o_r = Signal(order_l)
+        m.d.comb += o_r.eq(order.r_data)
+        o_j, o_two = o_r.cq, o_r.two
+        m.d.comb += [self.retire[0].en.eq(self.dma.resp.valid), self.retire[0].q.eq(o_r.q0),
+                     self.retire[1].en.eq(self.dma.resp.valid & o_two), self.retire[1].q.eq(o_r.q1)]
 
         # ---------------------------------------------------- per-queue state
         fires = []
         vectors = []
+        db_bad = []
+        cl = self.claim
+        dropping = self.retire[2].en
         for jj, cq in enumerate(cqs):
-            start = cq.enable & ~was_on[jj]
-            m.d.sync += was_on[jj].eq(cq.enable)
+            quiet = (claimed[jj] == prod[jj]) & (done[jj] == prod[jj])
+            start = cq.enable & ~on[jj] & quiet
+            with m.If(on[jj] & ~cq.enable):
+                m.d.sync += on[jj].eq(0)
+            used = (claimed[jj] - cons[jj])[:16]
+            m.d.comb += [cl.room[jj].eq(on[jj] & (used < sizes[jj])),
+                         cl.room2[jj].eq(on[jj] & (used + 1 < sizes[jj]))]
+            n_claims = (cl.tx.en & (cl.tx.cq == jj)) + (cl.rx.en & (cl.rx.cq == jj))
             unconsumed = (done[jj] - cons[jj])[:16]
             k = Mux(cq.mod_count == 0, 1, cq.mod_count)
             fire = Signal(name=f"cq_fire{jj}")
             m.d.comb += fire.eq(armed[jj] & ((unconsumed >= k) | ((unconsumed != 0) & (cq.mod_time != 0)
                                                                   & (timer[jj] >= cq.mod_time))))
             fires.append(fire)
+            # A consumer index between the last one and the records written.
+            db_ok = on[jj] & ((cq.db_cons - cons[jj])[:16] <= unconsumed)
+            db_bad.append(cq.db.stb & ~db_ok)
             with m.If(start):
-                m.d.sync += [prod[jj].eq(0), done[jj].eq(0), cons[jj].eq(0), armed[jj].eq(0), timer[jj].eq(0)]
+                m.d.sync += [prod[jj].eq(0), done[jj].eq(0), cons[jj].eq(0), armed[jj].eq(0), timer[jj].eq(0),
+                             claimed[jj].eq(0), on[jj].eq(1), l_log[jj].eq(cq.log_size)]
             with m.Else():
+                m.d.sync += claimed[jj].eq(claimed[jj] + n_claims - (dropping & exists & (j == jj)))
                 with m.If(slot & (j == jj)):
                     m.d.sync += prod[jj].eq(prod[jj] + 1)
                 with m.If(self.dma.resp.valid & (o_j == jj)):
@@ -171,14 +212,14 @@ class CplWriter(wiring.Component):
                     m.d.sync += [armed[jj].eq(0), timer[jj].eq(0)]
                 with m.Elif(armed[jj] & (unconsumed != 0)):
                     m.d.sync += timer[jj].eq(Mux(timer[jj] == 0xFFFF_FFFF, timer[jj], timer[jj] + 1))
-                with m.If(cq.db.stb):
+                with m.If(cq.db.stb & db_ok):
                     m.d.sync += cons[jj].eq(cq.db_cons)
                     with m.If(cq.db_arm):
                         m.d.sync += [armed[jj].eq(1), timer[jj].eq(0)]
-            m.d.comb += [cq.state.eq(Cat(prod[jj], cons[jj])), cq.status.eq(armed[jj])]
+            m.d.comb += [cq.state.eq(Cat(prod[jj], cons[jj])), cq.status.eq(Cat(armed[jj], on[jj], ~on[jj] & ~quiet))]
             vectors.append(Mux(fire, (Const(1, cfg.msi_vectors) << cq.vector)[:cfg.msi_vectors], 0))
         irq = vectors[0]
         for v in vectors[1:]:
             irq = irq | v
-        m.d.comb += [self.irq.eq(irq), self.irqs.eq(Cat(*fires).any())]
+        m.d.comb += [self.irq.eq(irq), self.irqs.eq(Cat(*fires).any()), self.db_ignored.eq(Cat(*db_bad).any())]
         return m

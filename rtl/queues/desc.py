@@ -12,8 +12,22 @@ descriptor arrives (length and first error) in a small per-queue FIFO, so
 finding one costs no search.
 
 A queue stops in error (its ERROR register says why) when a descriptor fetch
-fails or a chain does not fit in the cache; re-enabling the queue restarts it
-with both indices at 0.
+fails or a chain cannot end within the ring or the cache; re-enabling the queue
+restarts it with both indices at 0.
+
+Incarnations. Setting ENABLE starts an incarnation only once nothing of the
+previous one is in flight: no descriptor fetch, no chain held by an engine,
+no completion not yet written or dropped (``outstanding``). The incarnation
+takes its ring size, completion queue and protection domain from CTRL when it
+starts and keeps them, so whatever it started is completed where it began.
+A fetch is tagged with the queue's generation and is used only while the
+queue is still in the incarnation that issued it.
+
+Doorbells: a producer index is taken only if it lies between what the NIC has
+already fetched and the head plus the ring size; anything else is ignored and
+counted. A chain is started by an engine only when its completion queue has a
+slot for its completion (``room``; the engine ``claim``s it), so a completion
+queue that its owner does not drain holds only the queues bound to it.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
@@ -25,7 +39,10 @@ from ..dma.mux import DmaReadClient, round_robin
 from .common import ERROR_CHAIN_TOO_LONG, protection_ok
 from .layouts import DESC_BYTES, Descriptor, DescFlags, QueueStatus
 
-__all__ = ["DescQueues", "ChainPort"]
+__all__ = ["DescQueues", "ChainPort", "CqClaimSignature", "RetireSignature", "RETIRE_PORTS"]
+
+#: Completions the completion writer retires per cycle at most.
+RETIRE_PORTS = 3
 
 
 class ChainPort(wiring.Signature):
@@ -38,7 +55,11 @@ class ChainPort(wiring.Signature):
     len      Out: descriptors in its chain; err: the chain's QueueStatus (first bad one)
     bytes    Out(16): the chain's total buffer length (saturating at 0xFFFF)
     head     Out(16): ring index of the chain's first descriptor
+    cq       Out(8): the completion queue of ``sel``'s incarnation
+    room     Out(N): the queue's completion queue has a free slot
     idx      In: descriptor of the chain to read; desc: Out(Descriptor), same cycle
+    claim    In(1): the engine starts ``sel``'s chain: its completion slot is taken
+    hold     In(1): the engine is inside a chain of ``sel``
     pop      In(1): the chain of ``sel`` is done
     """
 
@@ -46,14 +67,35 @@ class ChainPort(wiring.Signature):
         super().__init__({
             "running": Out(n), "ready": Out(n), "fetching": Out(n), "sel": In(range(max(n, 2))),
             "len": Out(range(d + 1)), "err": Out(4), "bytes": Out(16),
-            "head": Out(16), "idx": In(range(max(d, 2))), "desc": Out(Descriptor), "pop": In(1),
+            "head": Out(16), "cq": Out(8), "room": Out(n), "idx": In(range(max(d, 2))), "desc": Out(Descriptor),
+            "claim": In(1), "hold": In(1), "pop": In(1),
         })
+
+
+class CqClaimSignature(wiring.Signature):
+    """Completion slots, queue side (``Out``): ``room``/``room2`` say which
+    completion queues have at least one / two free slots; ``tx``/``rx`` claim
+    one slot each (``en`` with the ``cq`` number)."""
+
+    def __init__(self, num_cqs):
+        claim = wiring.Signature({"en": Out(1), "cq": Out(8)})
+        super().__init__({"room": In(num_cqs), "room2": In(num_cqs), "tx": Out(claim), "rx": Out(claim)})
+
+
+class RetireSignature(wiring.Signature):
+    """A chain's completion was written or dropped: queue ``q`` (transmit
+    queues first) has one chain fewer outstanding."""
+
+    def __init__(self, num_queues):
+        super().__init__({"en": Out(1), "q": Out(range(2 * num_queues))})
 
 
 class DescQueues(wiring.Component):
     """
     dma    Out(DmaReadClient): descriptor fetches
     tx, rx Out(ChainPort): the engines' views
+    claim  Out(CqClaimSignature): completion slots, with the completion writer
+    retire In(RetireSignature) x RETIRE_PORTS: completions written or dropped
     stats  counter pulses: prot, zero, db_ignored, fault
     """
 
@@ -66,6 +108,8 @@ class DescQueues(wiring.Component):
             "dma": Out(DmaReadClient(config.data_width)),
             "tx": Out(ChainPort(n, d)),
             "rx": Out(ChainPort(n, d)),
+            "claim": Out(CqClaimSignature(config.num_cqs)),
+            "retire": In(RetireSignature(n)).array(RETIRE_PORTS),
             "prot": Out(1), "zero": Out(1), "db_ignored": Out(1), "fault": Out(1),
         })
 
@@ -87,18 +131,24 @@ class DescQueues(wiring.Component):
         c_count = [Signal(DB + 1, name=f"c_count{q}") for q in range(Q)]
         c_infl = [Signal(DB + 1, name=f"c_infl{q}") for q in range(Q)]
         error = [Signal(4, name=f"error{q}") for q in range(Q)]
-        gen = [Signal(name=f"gen{q}") for q in range(Q)]
+        gen = [Signal(8, name=f"gen{q}") for q in range(Q)]
+        on = [Signal(name=f"on{q}") for q in range(Q)]              # an incarnation is running
+        l_log = [Signal(4, name=f"l_log{q}") for q in range(Q)]     # its configuration, taken at start
+        l_cq = [Signal(8, name=f"l_cq{q}") for q in range(Q)]
+        l_pd = [Signal(4, name=f"l_pd{q}") for q in range(Q)]
+        outst = [Signal(8, name=f"outstanding{q}") for q in range(Q)]   # fetches + chains not yet retired
         cur_len = [Signal(DB + 1, name=f"cur_len{q}") for q in range(Q)]   # chain being cached
         cur_err = [Signal(4, name=f"cur_err{q}") for q in range(Q)]
         cur_bytes = [Signal(16, name=f"cur_bytes{q}") for q in range(Q)]
         ch_head = [Signal(DB, name=f"ch_head{q}") for q in range(Q)]       # cached chains
         ch_count = [Signal(DB + 1, name=f"ch_count{q}") for q in range(Q)]
-        was_on = [Signal(name=f"was_on{q}") for q in range(Q)]
         running = [Signal(name=f"running{q}") for q in range(Q)]
+        quiet = [Signal(name=f"quiet{q}") for q in range(Q)]
         for q in range(Q):
-            m.d.comb += running[q].eq(qs[q].enable & (error[q] == 0))
-            m.d.comb += [qs[q].state.eq(Cat(head[q], tail[q])), qs[q].error.eq(error[q])]
-        size = [(Const(1, 17) << qs[q].log_size)[:17] for q in range(Q)]
+            m.d.comb += running[q].eq(on[q] & (error[q] == 0))
+            m.d.comb += [qs[q].state.eq(Cat(head[q], tail[q])),
+                         qs[q].error.eq(Cat(error[q], Const(0, 4), on[q], ~on[q] & ~quiet[q]))]
+        size = [(Const(1, 17) << l_log[q])[:17] for q in range(Q)]
 
         # Per-queue updates from several places in one cycle, summed here.
         w_q = Signal(QB)          # cache write: queue
@@ -117,15 +167,16 @@ class DescQueues(wiring.Component):
         ignored = []
         for q in range(Q):
             db = qs[q].db
+            # Between what was fetched and a full ring ahead of the head.
             ahead = (qs[q].db_tail - head[q])[:16]
-            ok = qs[q].enable & (ahead <= size[q])
+            ok = on[q] & (ahead <= size[q]) & (ahead >= (fetch[q] - head[q])[:16])
             with m.If(db.stb & ok):
                 m.d.sync += tail[q].eq(qs[q].db_tail)
             ignored.append(db.stb & ~ok)
         m.d.comb += self.db_ignored.eq(Cat(*ignored).any())
 
         # ---------------------------------------------------------------- fetch
-        inflight = m.submodules.inflight = fifo.SyncFIFOBuffered(width=QB + 1 + DB + 1, depth=8)
+        inflight = m.submodules.inflight = fifo.SyncFIFOBuffered(width=QB + 8 + DB + 1, depth=8)
         need = Signal(Q)
         free = [Signal(DB + 1, name=f"free{q}") for q in range(Q)]
         # A queue is fetched for once half its cache is free (or all it has
@@ -166,7 +217,7 @@ class DescQueues(wiring.Component):
         # Descriptors arrive as a packed byte stream; take 16 bytes at a time.
         resp = self.dma.data
         r_q = inflight.r_data[:QB]
-        r_gen = inflight.r_data[QB]
+        r_gen = inflight.r_data[QB:QB + 8]
         word = Signal(8 * DESC_BYTES)
         word_ok = Signal()            # a whole descriptor is in ``word`` this cycle
         word_take = Signal()          # and it is consumed
@@ -205,9 +256,9 @@ class DescQueues(wiring.Component):
 
         desc = Signal(Descriptor)
         m.d.comb += desc.eq(word)
-        current = r_gen == Array(gen)[r_q]
+        current = (r_gen == Array(gen)[r_q]) & Array(on)[r_q]
         is_rx = r_q >= N
-        pd = Array([qs[q].pd for q in range(Q)])[r_q]
+        pd = Array(l_pd)[r_q]
         ok_tx = protection_ok(m, self._mrs, pd, desc.addr, desc.len, write=False)
         ok_rx = protection_ok(m, self._mrs, pd, desc.addr, desc.len, write=True)
         code = Signal(4)
@@ -247,8 +298,9 @@ class DescQueues(wiring.Component):
                         m.d.sync += [cur_len[q].eq(0), cur_err[q].eq(0), cur_bytes[q].eq(0)]
                     with m.Else():
                         m.d.sync += [cur_len[q].eq(r_len), cur_err[q].eq(r_err), cur_bytes[q].eq(r_bytes)]
-        # A chain that fills the whole cache can never complete.
-        with m.If(word_take & current & ~r_end & (r_len == D)):
+        # A chain as long as the cache or the ring without an end can never complete.
+        r_size = Array(size)[r_q]
+        with m.If(word_take & current & ~r_end & ((r_len >= D) | (r_len >= r_size))):
             m.d.comb += [fault_en.eq(1), fault_q.eq(r_q), fault_code.eq(ERROR_CHAIN_TOO_LONG)]
         with m.If(end_of_group):
             m.d.comb += inflight.r_en.eq(1)
@@ -276,23 +328,51 @@ class DescQueues(wiring.Component):
                 rd.addr.eq(Cat((sel_c_head + port.idx)[:DB], port.sel)),
                 port.desc.eq(rd.data),
                 pop_en[side].eq(port.pop), pop_q[side].eq(base + port.sel), pop_n[side].eq(crd.data.len),
+                port.cq.eq(Array(l_cq[base:base + N])[port.sel]),
             ]
+        # Completion slots: a queue may start a chain only when its completion
+        # queue has room. The receive side sees the slot that the transmit side
+        # claims in the same cycle.
+        cl = self.claim
+        CB = max(1, (cfg.num_cqs - 1).bit_length())
+        room = Cat(cl.room, Const(0, (1 << CB) - cfg.num_cqs))
+        room2 = Cat(cl.room2, Const(0, (1 << CB) - cfg.num_cqs))
+
+        def has_room(cq, vec):
+            return vec.bit_select(cq[:CB], 1) & (cq < cfg.num_cqs)
+        m.d.comb += [
+            self.tx.room.eq(Cat(*[has_room(l_cq[i], room) for i in range(N)])),
+            self.rx.room.eq(Cat(*[Mux(cl.tx.en & (cl.tx.cq == l_cq[N + i]), has_room(l_cq[N + i], room2),
+                                      has_room(l_cq[N + i], room)) for i in range(N)])),
+            cl.tx.en.eq(self.tx.claim), cl.tx.cq.eq(self.tx.cq),
+            cl.rx.en.eq(self.rx.claim), cl.rx.cq.eq(self.rx.cq),
+        ]
         m.d.comb += self.fault.eq(fault_en)
 
         # ------------------------------------------------------- state updates
         for q in range(Q):
-            start = qs[q].enable & ~was_on[q]
-            m.d.sync += was_on[q].eq(qs[q].enable)
+            side, i = (self.rx, q - N) if q >= N else (self.tx, q)
+            held = side.hold & (side.sel == i)
+            m.d.comb += quiet[q].eq((outst[q] == 0) & ~held)
+            start = qs[q].enable & ~on[q] & quiet[q]
+            # Outstanding: fetch groups issued, chains popped; less groups ended
+            # and completions retired.
+            ups = [f_en & (f_q == q), pop_en[0] & (pop_q[0] == q), pop_en[1] & (pop_q[1] == q)]
+            downs = [end_of_group & (r_q == q)] + [r.en & (r.q == q) for r in self.retire]
+            m.d.sync += outst[q].eq(outst[q] + sum(ups) - sum(downs))
+            with m.If(on[q] & ~qs[q].enable):
+                m.d.sync += on[q].eq(0)
             inc = Mux(w_en & (w_q == q), 1, 0)
             dec = Mux(pop_en[0] & (pop_q[0] == q), pop_n[0], 0) + Mux(pop_en[1] & (pop_q[1] == q), pop_n[1], 0)
             fetched = Mux(f_en & (f_q == q), f_n, 0)
             ch_in = ch_push & (w_q == q)
             ch_out = (pop_en[0] & (pop_q[0] == q)) | (pop_en[1] & (pop_q[1] == q))
             with m.If(start):
-                # A queue (re)starts empty; fetches still in flight are ignored.
+                # A new incarnation starts empty, with the configuration of now.
                 m.d.sync += [tail[q].eq(0), fetch[q].eq(0), head[q].eq(0), c_head[q].eq(0), c_count[q].eq(0),
-                             c_infl[q].eq(0), error[q].eq(0), gen[q].eq(~gen[q]), cur_len[q].eq(0),
-                             cur_err[q].eq(0), cur_bytes[q].eq(0), ch_head[q].eq(0), ch_count[q].eq(0)]
+                             c_infl[q].eq(0), error[q].eq(0), gen[q].eq(gen[q] + 1), cur_len[q].eq(0),
+                             cur_err[q].eq(0), cur_bytes[q].eq(0), ch_head[q].eq(0), ch_count[q].eq(0),
+                             on[q].eq(1), l_log[q].eq(qs[q].log_size), l_cq[q].eq(qs[q].cq), l_pd[q].eq(qs[q].pd)]
             with m.Else():
                 m.d.sync += [
                     c_count[q].eq(c_count[q] + inc - dec),

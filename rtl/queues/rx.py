@@ -15,7 +15,7 @@ A chain with a bad descriptor gets nothing written: the frame is dropped
 and the chain completes with the reason.
 """
 
-from amaranth.hdl import Array, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -43,7 +43,7 @@ class RxEngine(wiring.Component):
     dma          Out(DmaWriteClient): buffer writes
     cpl          Out(stream(cpl_req_layout))
     backpressure In(1)
-    delivered, no_buf, disabled  Out(1): counter pulses
+    delivered, no_buf, disabled, cq_full  Out(1): counter pulses
     """
 
     def __init__(self, config, queues):
@@ -56,7 +56,7 @@ class RxEngine(wiring.Component):
             "dma": Out(DmaWriteClient(config.data_width)),
             "cpl": Out(stream.Signature(cpl_req_layout())),
             "backpressure": In(1),
-            "delivered": Out(1), "no_buf": Out(1), "disabled": Out(1),
+            "delivered": Out(1), "no_buf": Out(1), "disabled": Out(1), "cq_full": Out(1),
         })
 
     def elaborate(self, platform):
@@ -77,10 +77,10 @@ class RxEngine(wiring.Component):
         k = Signal(range(max(D, 2)))
         rem = Signal(14)
         nreq = Signal(range(D + 1))
-        m.d.comb += [ch.sel.eq(q), ch.idx.eq(Mux(busy, k, 0))]
+        m.d.comb += [ch.sel.eq(q), ch.idx.eq(Mux(busy, k, 0)), ch.hold.eq(busy)]
         rec = Signal(rec_l)
         plan = Signal(plan_l)
-        m.d.comb += [rec.queue.eq(q), rec.cq.eq(Array([x.cq for x in self._queues])[q]), rec.index.eq(ch.head),
+        m.d.comb += [rec.queue.eq(q), rec.cq.eq(ch.cq), rec.index.eq(ch.head),
                      rec.ndesc.eq(ch.len), pending.w_data.eq(rec), plans.w_data.eq(plan)]
         # Frames between the planner and the completion writer: at most the
         # completion FIFO's depth, so that DMA write statuses are always taken
@@ -102,15 +102,20 @@ class RxEngine(wiring.Component):
                 # fetched; with none posted, drop the frame (or pause).
                 with m.If(~self.backpressure & ~ch.fetching.bit_select(q, 1)):
                     m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), self.no_buf.eq(1)]
+            with m.Elif(~busy & ~ch.room.bit_select(q, 1)):
+                # Its completion queue has no free slot: waiting for the owner
+                # to drain it would hold every other queue, so the frame is
+                # dropped and counted, with back-pressure on too.
+                m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), self.cq_full.eq(1)]
             with m.Elif(~busy & (ch.err != QueueStatus.OK)):
                 m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), rec.status.eq(ch.err), pending.w_en.eq(1),
-                             ch.pop.eq(1)]
+                             ch.pop.eq(1), ch.claim.eq(1)]
             with m.Else():
                 m.d.comb += [req.valid.eq(1), req.payload.addr.eq(ch.desc.addr), req.payload.len.eq(n),
                              req.payload.more.eq(~final)]
                 with m.If(req.ready):
                     with m.If(~busy):
-                        m.d.comb += [plan.deliver.eq(1), plans.w_en.eq(1),
+                        m.d.comb += [plan.deliver.eq(1), plans.w_en.eq(1), ch.claim.eq(1),
                                      plan.written.eq(Mux(ch.bytes < meta.length, ch.bytes, meta.length))]
                     with m.If(final):
                         m.d.comb += [rec.wr.eq(1), rec.nreq.eq(Mux(busy, nreq, 0) + 1), rec.len.eq(meta.length - after),

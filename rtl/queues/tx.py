@@ -11,7 +11,7 @@ chain gets a completion, in ring order: when its frame is in the frame buffer
 (the buffers may be reused), or at once if it was refused.
 """
 
-from amaranth.hdl import Array, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out, flipped
 
@@ -72,11 +72,13 @@ class TxEngine(wiring.Component):
         k = Signal(range(max(D, 2)))
         total = Signal(32)
         last_q = Signal(range(max(N, 2)))
-        pick = round_robin(m, N, ch.ready, last_q)
+        # Queues with a chain cached whose completion queue has a slot for it.
+        eligible = ch.ready & ch.room
+        pick = round_robin(m, N, eligible, last_q)
         sel = Mux(busy, sel_r, pick)
-        m.d.comb += [ch.sel.eq(sel), ch.idx.eq(Mux(busy, k, 0))]
-        active = busy | ch.ready.any()
-        cq = Array([q.cq for q in self._queues])[sel]
+        m.d.comb += [ch.sel.eq(sel), ch.idx.eq(Mux(busy, k, 0)), ch.hold.eq(busy)]
+        active = busy | eligible.any()
+        cq = ch.cq
 
         rec = Signal(rec_l)
         m.d.comb += [rec.queue.eq(sel), rec.cq.eq(cq), rec.index.eq(ch.head), rec.ndesc.eq(ch.len),
@@ -92,13 +94,14 @@ class TxEngine(wiring.Component):
             with m.If(~busy & ((ch.err != QueueStatus.OK) | too_long)):
                 # Refused chain: no DMA, a completion with the reason.
                 m.d.comb += [rec.status.eq(Mux(ch.err != QueueStatus.OK, ch.err, QueueStatus.TOO_LONG)),
-                             pending.w_en.eq(1), ch.pop.eq(1), self.too_long.eq(ch.err == QueueStatus.OK)]
+                             pending.w_en.eq(1), ch.pop.eq(1), ch.claim.eq(1),
+                             self.too_long.eq(ch.err == QueueStatus.OK)]
                 m.d.sync += last_q.eq(sel)
             with m.Elif(busy | fits):
                 m.d.comb += [req.valid.eq(1), req.payload.addr.eq(ch.desc.addr), req.payload.len.eq(ch.desc.len),
                              req.payload.more.eq(~is_last)]
                 with m.If(req.ready):
-                    m.d.comb += issue_first.eq(~busy)
+                    m.d.comb += [issue_first.eq(~busy), ch.claim.eq(~busy)]
                     with m.If(is_last):
                         m.d.comb += [rec.dma.eq(1), rec.status.eq(QueueStatus.OK),
                                      rec.len.eq(Mux(busy, total, 0) + ch.desc.len), pending.w_en.eq(1), ch.pop.eq(1)]

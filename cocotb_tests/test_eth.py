@@ -28,12 +28,13 @@ def _simulate(m, main, *background):
 
 
 def _drive_frames(ctx, port, frames, wb, rng=None, gaps=0.0):
-    """Send frames on a bytes stream, one beat per cycle (with random idle
-    cycles when ``gaps``)."""
+    """Send frames on a bytes stream, one beat per cycle within a frame (as
+    MacTx's contract asks), with random idle cycles between frames when
+    ``gaps``."""
     async def run():
         for f in frames:
             for off in range(0, len(f), wb):
-                while rng and rng.random() < gaps:
+                while off == 0 and rng and rng.random() < gaps:
                     ctx.set(port.valid, 0)
                     await ctx.tick()
                 ctx.set(port.payload.data, int.from_bytes(f[off:off + wb], "little"))
@@ -82,7 +83,8 @@ def test_mac_pads_appends_fcs_checks_and_steers(width, seed):
         raise AssertionError(f"only {len(got)} of {len(frames)} frames came through")
 
     _simulate(m, sink, src)
-    for f, w, (g, err, length, q) in zip(frames, wire, got):
+    assert len(wire) == len(got) == len(frames), (len(wire), len(got), len(frames))
+    for f, w, (g, err, length, q) in zip(frames, wire, got, strict=True):
         body = f + bytes(max(0, MIN_FRAME - 4 - len(f)))
         assert w == body + eth_fcs(body), f"{len(f)}-byte frame on the wire"
         assert (err, g, length, q) == (RxError.OK, body, len(body), body[5] & 7), f"{len(f)}-byte frame received"
@@ -282,7 +284,12 @@ def test_write_mux_keeps_each_groups_data_with_its_requests(seed):
     m.submodules.mux = mux = DmaWriteMux(W, n)
     groups = {k: [[rng.randint(1, 3) for _ in range(rng.randint(1, 3))] for _ in range(10)] for k in range(n)}
     seen_req, seen_data = [], []
-    resps = {k: 0 for k in range(n)}
+    resps = {k: [] for k in range(n)}
+
+    def tag(addr):
+        """The status the engine answers a request with: its own, so that a
+        response given to the wrong client or out of order shows."""
+        return (addr >> 24) * 7 + (addr >> 8) * 3 + addr & 0xF
 
     def client(k):
         async def req_run(ctx):
@@ -317,9 +324,9 @@ def test_write_mux_keeps_each_groups_data_with_its_requests(seed):
             port = mux.clients()[k].resp
             ctx.set(port.ready, 1)
             while True:
-                _, _, v = await ctx.tick().sample(port.valid)
+                _, _, v, p = await ctx.tick().sample(port.valid, port.payload)
                 if v:
-                    resps[k] += 1
+                    resps[k].append(p.status)
         return req_run, data_run, resp_run
 
     async def engine(ctx):
@@ -328,19 +335,21 @@ def test_write_mux_keeps_each_groups_data_with_its_requests(seed):
         ctx.set(data.ready, 1)
         total_req = sum(len(g) for gs in groups.values() for g in gs)
         total_beats = sum(sum(g) for gs in groups.values() for g in gs)
-        owed = 0
+        answered = 0
         for _ in range(20_000):
-            ctx.set(resp.valid, owed > 0)
+            owed = answered < len(seen_req)
+            ctx.set(resp.valid, owed)
+            if owed:
+                ctx.set(resp.payload.status, tag(seen_req[answered]))
             _, _, rv, rp, dv, dp, sv, sr = await ctx.tick().sample(req.valid, req.payload, data.valid, data.payload,
                                                                    resp.valid, resp.ready)
             if sv and sr:
-                owed -= 1
+                answered += 1
             if rv:
                 seen_req.append(rp.addr)
-                owed += 1
             if dv:
                 seen_data.append(dp.data)
-            if len(seen_req) == total_req and len(seen_data) == total_beats and owed == 0:
+            if len(seen_req) == total_req and len(seen_data) == total_beats and answered == total_req:
                 ctx.set(resp.valid, 0)
                 return
         raise AssertionError("mux stalled")
@@ -354,4 +363,7 @@ def test_write_mux_keeps_each_groups_data_with_its_requests(seed):
             granted.append(key)
     expect = [key << 8 | b for key in granted for b in range(sum(groups[key >> 16][key & 0xFF]))]
     assert seen_data == expect
-    assert resps == {k: sum(len(g) for g in groups[k]) for k in range(n)}
+    # Each client got one response per request, its own, in its request order.
+    for k in range(n):
+        mine = [k << 24 | g << 8 | i for g, grp in enumerate(groups[k]) for i in range(len(grp))]
+        assert resps[k] == [tag(a) for a in mine], f"client {k}: responses {resps[k]}"

@@ -9,7 +9,8 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib.wiring import connect
 from amaranth.sim import Simulator
 
-from rtl.dma.mux import DmaReadMux, DmaWriteMux, round_robin
+from rtl.dma.mux import DmaReadMux, DmaWriteMux
+from rtl.lib.arbiter import round_robin
 from rtl.eth.mac import MIN_FRAME, WIRE_OVERHEAD, MacRx, MacTx, RxError
 from sim.wire import eth_fcs
 

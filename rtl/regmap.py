@@ -21,7 +21,7 @@ register covers returns :data:`UNMAPPED_READ_VALUE` and counts
 """
 
 from dataclasses import dataclass, field
-import enum
+from amaranth.lib import enum
 
 __all__ = ["Field", "Register", "RegisterMap", "REGMAP", "regmap", "UNMAPPED_READ_VALUE", "VERSION", "MAGIC",
            "COUNTER_NAMES", "const_values", "reset_values", "DmaStatus"]
@@ -36,7 +36,7 @@ MAGIC = 0x50544C4E
 ACCESS_KINDS = ("const", "rw", "ro", "wo", "counter")
 
 
-class DmaStatus(enum.IntEnum):
+class DmaStatus(enum.IntEnum, shape=4):
     """Status of a DMA operation, as the engines report it and ``DMA_TEST_STATUS`` shows it."""
     OK = 0
     UR = 1            # a completion came back Unsupported Request

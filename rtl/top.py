@@ -1,7 +1,7 @@
 """The NIC top level: PCIe TLP streams in and out, everything else inside."""
 
 from amaranth.hdl import Const, Module, Mux, ResetInserter, Signal
-from amaranth.lib import fifo, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from amaranth.lib import stream
@@ -12,6 +12,7 @@ from .dma.mux import DmaReadMux, DmaWriteMux
 from .dma.read import DmaReadEngine
 from .dma.test_client import DmaTestClient
 from .dma.write import DmaWriteEngine
+from .lib.stream import StreamFifo
 from .eth.mac import MIN_FRAME, MacRx, MacTx, RxError
 from .packet_fifo import PacketFifo
 from .pcie.arbiter import TlpArbiter
@@ -35,24 +36,6 @@ SOFT_RESET_CYCLES = 8
 
 def _assign_all(dst, src, signature):
     return [getattr(dst, name).eq(getattr(src, name)) for name in signature.members]
-
-
-class TlpFifo(wiring.Component):
-    """A registered TLP FIFO: ``valid`` and ``ready`` at its ports come from flops."""
-
-    def __init__(self, data_width, depth):
-        self._width = data_width
-        self._depth = depth
-        super().__init__({"i_tlp": In(TlpStream(data_width)), "o_tlp": Out(TlpStream(data_width))})
-
-    def elaborate(self, platform):
-        m = Module()
-        f = m.submodules.fifo = fifo.SyncFIFOBuffered(width=tlp_beat_layout(self._width).size, depth=self._depth)
-        m.d.comb += [
-            f.w_data.eq(self.i_tlp.payload), f.w_en.eq(self.i_tlp.valid), self.i_tlp.ready.eq(f.w_rdy),
-            self.o_tlp.payload.eq(f.r_data), self.o_tlp.valid.eq(f.r_rdy), f.r_en.eq(self.o_tlp.ready),
-        ]
-        return m
 
 
 class PtlNic(wiring.Component):
@@ -88,8 +71,8 @@ class PtlNic(wiring.Component):
         cfg_sig = PcieCfgSignature()
 
         core_rst = Signal()
-        m.submodules.rx_fifo = rx_fifo = TlpFifo(W, 8)
-        m.submodules.tx_fifo = tx_fifo = TlpFifo(W, 8)
+        m.submodules.rx_fifo = rx_fifo = StreamFifo(tlp_beat_layout(W), 8)
+        m.submodules.tx_fifo = tx_fifo = StreamFifo(tlp_beat_layout(W), 8)
         m.submodules.csr = csr = RegisterFile(cfg)
         m.submodules.mmio = mmio = MmioTarget(cfg)
         m.submodules.arbiter = arb = TlpArbiter(W, 4)
@@ -102,8 +85,8 @@ class PtlNic(wiring.Component):
         m.submodules.msi = ResetInserter(core_rst)(msi)
         m.submodules.dma_test = ResetInserter(core_rst)(test)
 
-        connect(m, wiring.flipped(self.i_tlp), rx_fifo.i_tlp)
-        connect(m, tx_fifo.o_tlp, wiring.flipped(self.o_tlp))
+        connect(m, wiring.flipped(self.i_tlp), rx_fifo.i_stream)
+        connect(m, tx_fifo.o_stream, wiring.flipped(self.o_tlp))
 
         # Host-bound traffic. The MMIO, MSI and DMA read sources reach the arbiter
         # through small FIFOs, so that no combinational path runs from one
@@ -116,15 +99,15 @@ class PtlNic(wiring.Component):
         # arbiter is not inside one of their packets).
         sources = (mmio.o_tlp, msi.o_tlp, dma_rd.o_tlp)
         for k, src in enumerate(sources):
-            slice_ = TlpFifo(W, 4)
+            slice_ = StreamFifo(tlp_beat_layout(W), 4)
             m.submodules[f"tx_slice{k}"] = slice_ if k == 0 else ResetInserter(core_rst)(slice_)
-            connect(m, src, slice_.i_tlp)
-            connect(m, slice_.o_tlp, arb.inputs()[k])
+            connect(m, src, slice_.i_stream)
+            connect(m, slice_.o_stream, arb.inputs()[k])
         connect(m, dma_wr.o_tlp, arb.inputs()[len(sources)])
-        connect(m, arb.o_tlp, tx_fifo.i_tlp)
+        connect(m, arb.o_tlp, tx_fifo.i_stream)
 
         # NIC-bound traffic: completions to the read engine, the rest to BAR0.
-        rx = rx_fifo.o_tlp
+        rx = rx_fifo.o_stream
         to_cpl = Signal()
         in_pkt = Signal()
         route_cpl = Signal()

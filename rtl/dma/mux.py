@@ -6,13 +6,14 @@ of the grants to send the responses back to their clients: responses leave the
 engines in request order.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Module
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..lib.arbiter import PacketGrant
 from .layouts import read_data_layout, read_req_layout, write_data_layout, write_req_layout, write_resp_layout
 
-__all__ = ["DmaReadMux", "DmaWriteMux", "DmaReadClient", "DmaWriteClient", "round_robin"]
+__all__ = ["DmaReadMux", "DmaWriteMux", "DmaReadClient", "DmaWriteClient"]
 
 
 class DmaReadClient(wiring.Signature):
@@ -34,27 +35,6 @@ class DmaWriteClient(wiring.Signature):
             "data": Out(stream.Signature(write_data_layout(data_width))),
             "resp": In(stream.Signature(write_resp_layout())),
         })
-
-
-def round_robin(m, n, valids, last_grant):
-    """The first index after ``last_grant`` (wrapping round) whose ``valids`` bit
-    is set (combinational; meaningless when none is). The request vector is
-    rotated so that the candidate after ``last_grant`` comes first, and a
-    priority encoder picks from it: logic depth grows with log n, not n * n."""
-    valids = Cat(*valids) if isinstance(valids, (list, tuple)) else valids
-    w = max(n, 2)
-    start = Signal(range(w), name="rr_start")
-    m.d.comb += start.eq(Mux(last_grant >= n - 1, 0, last_grant + 1))
-    rotated = Signal(n, name="rr_rotated")
-    m.d.comb += rotated.eq(Cat(valids, valids).bit_select(start, n))
-    first = Signal(range(w), name="rr_first")
-    for i in reversed(range(n)):
-        with m.If(rotated[i]):
-            m.d.comb += first.eq(i)
-    pick = Signal(range(w), name="rr_pick")
-    total = start + first
-    m.d.comb += pick.eq(Mux(total >= n, total - n, total))
-    return pick
 
 
 class DmaReadMux(wiring.Component):
@@ -81,23 +61,16 @@ class DmaReadMux(wiring.Component):
         reqs = [c.req for c in cl]
         order = m.submodules.order = fifo.SyncFIFOBuffered(width=max(1, (n - 1).bit_length()), depth=self._depth)
 
-        locked = Signal()
-        owner = Signal(range(max(n, 2)))
-        last = Signal(range(max(n, 2)))
-        pick = round_robin(m, n, [r.valid for r in reqs], last)
-        sel = Signal(range(max(n, 2)))
-        m.d.comb += sel.eq(Mux(locked, owner, pick))
+        g = PacketGrant(m, n, [r.valid for r in reqs])
         eng = self.engine.req
         for k, r in enumerate(reqs):
-            with m.If(sel == k):
+            with m.If(g.sel == k):
                 m.d.comb += [eng.valid.eq(r.valid & order.w_rdy), eng.payload.eq(r.payload),
                              r.ready.eq(eng.ready & order.w_rdy)]
-        with m.If(eng.valid & eng.ready):
-            with m.If(eng.payload.more):
-                m.d.sync += [locked.eq(1), owner.eq(sel)]
-            with m.Else():
-                m.d.sync += [locked.eq(0), last.eq(sel)]
-                m.d.comb += [order.w_en.eq(1), order.w_data.eq(sel)]
+        fire = eng.valid & eng.ready
+        g.update(m, fire, ~eng.payload.more)
+        with m.If(fire & ~eng.payload.more):
+            m.d.comb += [order.w_en.eq(1), order.w_data.eq(g.sel)]
 
         # Each group's bytes go back to the client that asked for them.
         resp = self.engine.data
@@ -140,27 +113,20 @@ class DmaWriteMux(wiring.Component):
         groups = m.submodules.groups = fifo.SyncFIFOBuffered(width=cw, depth=self._depth)
         each = m.submodules.each = fifo.SyncFIFOBuffered(width=cw, depth=self._depth)
 
-        locked = Signal()
-        owner = Signal(range(max(n, 2)))
-        last = Signal(range(max(n, 2)))
-        pick = round_robin(m, n, [r.valid for r in reqs], last)
-        sel = Signal(range(max(n, 2)))
-        m.d.comb += sel.eq(Mux(locked, owner, pick))
+        g = PacketGrant(m, n, [r.valid for r in reqs])
         eng = self.engine.req
         room = groups.w_rdy & each.w_rdy
         for k, r in enumerate(reqs):
-            with m.If(sel == k):
+            with m.If(g.sel == k):
                 m.d.comb += [eng.valid.eq(r.valid & room), eng.payload.eq(r.payload), r.ready.eq(eng.ready & room)]
-        with m.If(eng.valid & eng.ready):
-            m.d.comb += [each.w_en.eq(1), each.w_data.eq(sel)]
-            with m.If(~locked):
+        fire = eng.valid & eng.ready
+        g.update(m, fire, ~eng.payload.more)
+        with m.If(fire):
+            m.d.comb += [each.w_en.eq(1), each.w_data.eq(g.sel)]
+            with m.If(~g.locked):
                 # The group's data may flow from its first request on: the
                 # engine holds only a few requests' worth of chunks.
-                m.d.comb += [groups.w_en.eq(1), groups.w_data.eq(sel)]
-            with m.If(eng.payload.more):
-                m.d.sync += [locked.eq(1), owner.eq(sel)]
-            with m.Else():
-                m.d.sync += [locked.eq(0), last.eq(sel)]
+                m.d.comb += [groups.w_en.eq(1), groups.w_data.eq(g.sel)]
 
         data = self.engine.data
         for k, c in enumerate(cl):

@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..pcie.be import request_bes
 from ..pcie.cfg import PcieCfgSignature
-from ..pcie.tlp import CplStatus, Fmt, TlpStream, TlpType
+from ..pcie.tlp import CplStatus, TlpStream, mem_request_header
 from ..regmap import DmaStatus
 from .layouts import LEN_BITS, STATUS_BITS, read_data_layout, read_req_layout
 
@@ -179,17 +179,9 @@ class DmaReadEngine(wiring.Component):
 
         o = self.o_tlp.payload
         h = o.hdr.req
-        four_dw = nx_addr[32:] != 0
+        m.d.comb += mem_request_header(h, addr=nx_addr, dws=nx_dws, first_be=nx_fbe, last_be=nx_lbe, tag=tag,
+                                       requester_id=self.cfg.requester_id, write=False)
         m.d.comb += [
-            h.dw0.fmt.eq(Mux(four_dw, Fmt.DW4, Fmt.DW3)),
-            h.dw0.type.eq(TlpType.MEM),
-            h.dw0.length.eq(nx_dws[:10]),
-            h.dw1.first_be.eq(nx_fbe),
-            h.dw1.last_be.eq(nx_lbe),
-            h.dw1.tag.eq(tag),
-            h.dw1.requester_id.eq(self.cfg.requester_id),
-            h.dw2.eq(Mux(four_dw, nx_addr[32:], Cat(Const(0, 2), nx_addr[2:32]))),
-            h.dw3.eq(Mux(four_dw, Cat(Const(0, 2), nx_addr[2:32]), 0)),
             o.sop.eq(1),
             o.eop.eq(1),
             self.o_tlp.valid.eq(can_issue & via_link),

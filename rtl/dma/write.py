@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..pcie.be import request_bes
 from ..pcie.cfg import PcieCfgSignature
-from ..pcie.tlp import Fmt, TlpStream, TlpType
+from ..pcie.tlp import TlpStream, mem_request_header
 from ..regmap import DmaStatus
 from .layouts import LEN_BITS, STATUS_BITS, write_data_layout, write_req_layout, write_resp_layout
 
@@ -134,18 +134,11 @@ class DmaWriteEngine(wiring.Component):
 
         o = self.o_tlp.payload
         h = o.hdr.req
-        four_dw = c_addr[32:] != 0
         shifted = Signal(W)
         m.d.comb += shifted.eq(acc[:W] << (off << 3))
+        m.d.comb += mem_request_header(h, addr=c_addr, dws=dws, first_be=first_be, last_be=last_be,
+                                       requester_id=self.cfg.requester_id, write=True)
         m.d.comb += [
-            h.dw0.fmt.eq(Mux(four_dw, Fmt.DW4_DATA, Fmt.DW3_DATA)),
-            h.dw0.type.eq(TlpType.MEM),
-            h.dw0.length.eq(dws[:10]),
-            h.dw1.first_be.eq(first_be),
-            h.dw1.last_be.eq(last_be),
-            h.dw1.requester_id.eq(self.cfg.requester_id),
-            h.dw2.eq(Mux(four_dw, c_addr[32:], Cat(Const(0, 2), c_addr[2:32]))),
-            h.dw3.eq(Mux(four_dw, Cat(Const(0, 2), c_addr[2:32]), 0)),
             o.data.eq(shifted),
             o.nbytes.eq(Mux(pad > WB, WB, pad)),
             o.sop.eq(~o_started),

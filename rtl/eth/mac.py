@@ -12,7 +12,7 @@ like a PHY of that rate; it averages the gap as a deficit idle count does, so
 beat boundaries cost no throughput.
 """
 
-import enum
+from amaranth.lib import enum
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring

@@ -8,7 +8,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .cfg import PcieCfgSignature
-from .tlp import Fmt, TlpStream, TlpType
+from .tlp import TlpStream, mem_request_header
 
 __all__ = ["MsiGenerator"]
 
@@ -56,15 +56,9 @@ class MsiGenerator(wiring.Component):
 
         o = self.o_tlp.payload
         h = o.hdr.req
-        four_dw = self.cfg.msi_addr[32:] != 0
+        m.d.comb += mem_request_header(h, addr=self.cfg.msi_addr, dws=1, first_be=0xF, last_be=0,
+                                       requester_id=self.cfg.requester_id, write=True)
         m.d.comb += [
-            h.dw0.fmt.eq(Mux(four_dw, Fmt.DW4_DATA, Fmt.DW3_DATA)),
-            h.dw0.type.eq(TlpType.MEM),
-            h.dw0.length.eq(1),
-            h.dw1.first_be.eq(0xF),
-            h.dw1.requester_id.eq(self.cfg.requester_id),
-            h.dw2.eq(Mux(four_dw, self.cfg.msi_addr[32:], self.cfg.msi_addr[:32] & ~3)),
-            h.dw3.eq(Mux(four_dw, self.cfg.msi_addr[:32] & ~3, 0)),
             o.data.eq(data),
             o.nbytes.eq(4),
             o.sop.eq(1),

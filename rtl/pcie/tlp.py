@@ -17,32 +17,32 @@ the address, masked off by ``first_be``.
 A TLP without payload (MemRd, Cpl) is a single beat with ``nbytes == 0``.
 """
 
-import enum
+from amaranth.lib import enum
 
-from amaranth.hdl import unsigned
+from amaranth.hdl import Cat, Const, Mux, unsigned
 from amaranth.lib import data, stream
 
 __all__ = [
     "Fmt", "TlpType", "CplStatus", "TlpHeader", "ReqHeader", "CplHeader",
     "tlp_beat_layout", "TlpStream", "HDR_FIELDS", "hdr_get", "hdr_put",
     "FMT_TYPE_MRD32", "FMT_TYPE_MRD64", "FMT_TYPE_MWR32", "FMT_TYPE_MWR64",
-    "FMT_TYPE_CPL", "FMT_TYPE_CPLD", "first_last_be", "be_byte_count",
+    "FMT_TYPE_CPL", "FMT_TYPE_CPLD", "first_last_be", "be_byte_count", "mem_request_header",
 ]
 
 
-class Fmt(enum.IntEnum):
+class Fmt(enum.IntEnum, shape=3):
     DW3 = 0b000
     DW4 = 0b001
     DW3_DATA = 0b010
     DW4_DATA = 0b011
 
 
-class TlpType(enum.IntEnum):
+class TlpType(enum.IntEnum, shape=5):
     MEM = 0b00000
     CPL = 0b01010
 
 
-class CplStatus(enum.IntEnum):
+class CplStatus(enum.IntEnum, shape=3):
     SC = 0b000   # successful completion
     UR = 0b001   # unsupported request
     CRS = 0b010  # configuration request retry status
@@ -191,3 +191,22 @@ def be_byte_count(first_be, last_be, length_dw):
     lo = (first_be & -first_be).bit_length() - 1
     hi = last_be.bit_length() - 1
     return length_dw * 4 - lo - (3 - hi)
+
+
+def mem_request_header(hdr, *, addr, dws, first_be, last_be, requester_id, write, tag=0):
+    """Statements that fill the request header ``hdr`` (a ``ReqHeader`` view)
+    for a MemWr (``write``) or MemRd of ``dws`` DWORDs at byte address ``addr``:
+    a 3-DWORD header below 4 GiB, a 4-DWORD one above (§2.2.4.1)."""
+    four_dw = addr[32:] != 0
+    dw_addr = Cat(Const(0, 2), addr[2:32])
+    return [
+        hdr.dw0.fmt.eq(Mux(four_dw, Fmt.DW4_DATA if write else Fmt.DW4, Fmt.DW3_DATA if write else Fmt.DW3)),
+        hdr.dw0.type.eq(TlpType.MEM),
+        hdr.dw0.length.eq(dws[:10] if hasattr(dws, "shape") else dws),
+        hdr.dw1.first_be.eq(first_be),
+        hdr.dw1.last_be.eq(last_be),
+        hdr.dw1.tag.eq(tag),
+        hdr.dw1.requester_id.eq(requester_id),
+        hdr.dw2.eq(Mux(four_dw, addr[32:], dw_addr)),
+        hdr.dw3.eq(Mux(four_dw, dw_addr, 0)),
+    ]

@@ -35,7 +35,8 @@ from amaranth.lib import data, fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..dma.mux import DmaReadClient, round_robin
+from ..dma.mux import DmaReadClient
+from ..lib.arbiter import round_robin
 from .common import ERROR_CHAIN_TOO_LONG, protection_ok
 from .layouts import DESC_BYTES, Descriptor, DescFlags, QueueStatus
 
@@ -176,7 +177,11 @@ class DescQueues(wiring.Component):
         m.d.comb += self.db_ignored.eq(Cat(*ignored).any())
 
         # ---------------------------------------------------------------- fetch
-        inflight = m.submodules.inflight = fifo.SyncFIFOBuffered(width=QB + 8 + DB + 1, depth=8)
+        fetch_l = data.StructLayout({"q": QB, "gen": 8, "n": DB + 1})
+        inflight = m.submodules.inflight = fifo.SyncFIFOBuffered(width=fetch_l.size, depth=8)
+        w_fetch = Signal(fetch_l)
+        r_fetch = Signal(fetch_l)
+        m.d.comb += [inflight.w_data.eq(w_fetch), r_fetch.eq(inflight.r_data)]
         need = Signal(Q)
         free = [Signal(DB + 1, name=f"free{q}") for q in range(Q)]
         # A queue is fetched for once half its cache is free (or all it has
@@ -208,7 +213,7 @@ class DescQueues(wiring.Component):
             req.valid.eq((need != 0) & inflight.w_rdy),
             req.payload.addr.eq(p_base + ((p_fetch & (p_size - 1)) << 4)),
             req.payload.len.eq(n_fetch << 4),
-            inflight.w_data.eq(Cat(pick, Array(gen)[pick], n_fetch)),
+            w_fetch.q.eq(pick), w_fetch.gen.eq(Array(gen)[pick]), w_fetch.n.eq(n_fetch),
         ]
         with m.If(req.valid & req.ready):
             m.d.comb += [inflight.w_en.eq(1), f_en.eq(1), f_q.eq(pick), f_n.eq(n_fetch)]
@@ -216,8 +221,8 @@ class DescQueues(wiring.Component):
 
         # Descriptors arrive as a packed byte stream; take 16 bytes at a time.
         resp = self.dma.data
-        r_q = inflight.r_data[:QB]
-        r_gen = inflight.r_data[QB:QB + 8]
+        r_q = r_fetch.q
+        r_gen = r_fetch.gen
         word = Signal(8 * DESC_BYTES)
         word_ok = Signal()            # a whole descriptor is in ``word`` this cycle
         word_take = Signal()          # and it is consumed

@@ -16,7 +16,7 @@ bit that the NIC writes as 1 on the first pass over the completion ring, 0 on
 the second, and so on, so the host sees new entries without reading a register.
 """
 
-import enum
+from amaranth.lib import enum
 
 from amaranth.lib import data
 
@@ -27,11 +27,11 @@ DESC_BYTES = 16
 CPL_BYTES = 16
 
 
-class DescFlags(enum.IntFlag):
+class DescFlags(enum.IntFlag, shape=16):
     MORE = 1
 
 
-class QueueStatus(enum.IntEnum):
+class QueueStatus(enum.IntEnum, shape=4):
     OK = 0
     PROTECTION = 1   # a buffer lies outside the queue's protection domain (not DMA'd)
     ZERO_LENGTH = 2  # a buffer of zero bytes (not DMA'd)
@@ -40,7 +40,7 @@ class QueueStatus(enum.IntEnum):
     TOO_LONG = 5     # a frame to send is longer than max_frame (FCS included; not DMA'd)
 
 
-class QueueKind(enum.IntEnum):
+class QueueKind(enum.IntEnum, shape=1):
     TX = 0
     RX = 1
 

@@ -20,6 +20,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..dma.mux import DmaWriteClient
+from ..lib.stream import StreamFifo
 from ..streams import bytes_layout
 from .common import cpl_req_layout
 from .desc import ChainPort
@@ -148,28 +149,28 @@ class RxEngine(wiring.Component):
                     m.d.sync += passed.eq(0)
 
         # ----------------------------------------------------------- completions
-        cpls = m.submodules.cpls = fifo.SyncFIFOBuffered(width=len(self.cpl.payload.as_value()), depth=CPL_DEPTH)
-        m.d.sync += in_flight.eq(in_flight + pending.w_en - (cpls.r_en & cpls.r_rdy))
+        cpls = m.submodules.cpls = StreamFifo(cpl_req_layout(), CPL_DEPTH)
+        m.d.sync += in_flight.eq(in_flight + pending.w_en - (self.cpl.valid & self.cpl.ready))
         head = Signal(rec_l)
         m.d.comb += head.eq(pending.r_data)
         got = Signal(range(D + 1))
         failed = Signal()
         c = Signal(cpl_req_layout())
         m.d.comb += [c.cq.eq(head.cq), c.kind.eq(QueueKind.RX), c.queue.eq(head.queue), c.index.eq(head.index),
-                     c.ndesc.eq(head.ndesc), c.len.eq(Mux(head.wr, head.len, 0)), cpls.w_data.eq(c)]
+                     c.ndesc.eq(head.ndesc), c.len.eq(Mux(head.wr, head.len, 0)), cpls.i_stream.payload.eq(c)]
         resp = self.dma.resp
-        with m.If(pending.r_rdy & cpls.w_rdy):
+        with m.If(pending.r_rdy & cpls.i_stream.ready):
             with m.If(~head.wr):
-                m.d.comb += [c.status.eq(head.status), cpls.w_en.eq(1), pending.r_en.eq(1)]
+                m.d.comb += [c.status.eq(head.status), cpls.i_stream.valid.eq(1), pending.r_en.eq(1)]
             with m.Else():
                 m.d.comb += resp.ready.eq(1)
                 with m.If(resp.valid):
                     bad = failed | (resp.payload.status != 0)
                     with m.If(got + 1 == head.nreq):
                         m.d.comb += [c.status.eq(Mux(bad, QueueStatus.DMA_ERROR, head.status)),
-                                     cpls.w_en.eq(1), pending.r_en.eq(1)]
+                                     cpls.i_stream.valid.eq(1), pending.r_en.eq(1)]
                         m.d.sync += [got.eq(0), failed.eq(0)]
                     with m.Else():
                         m.d.sync += [got.eq(got + 1), failed.eq(bad)]
-        m.d.comb += [self.cpl.valid.eq(cpls.r_rdy), self.cpl.payload.eq(cpls.r_data), cpls.r_en.eq(self.cpl.ready)]
+        wiring.connect(m, cpls.o_stream, wiring.flipped(self.cpl))
         return m

@@ -15,7 +15,9 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out, flipped
 
-from ..dma.mux import DmaReadClient, round_robin
+from ..dma.mux import DmaReadClient
+from ..lib.arbiter import round_robin
+from ..lib.stream import StreamFifo
 from ..packet_fifo import PacketFifo
 from ..streams import bytes_layout
 from .common import cpl_req_layout
@@ -111,17 +113,17 @@ class TxEngine(wiring.Component):
                                      total.eq(Mux(busy, total, 0) + ch.desc.len)]
 
         # --------------------------------------------------------- frames, done
-        cpls = m.submodules.cpls = fifo.SyncFIFOBuffered(width=len(self.cpl.payload.as_value()), depth=4)
+        cpls = m.submodules.cpls = StreamFifo(cpl_req_layout(), 4)
         head = Signal(rec_l)
         m.d.comb += head.eq(pending.r_data)
         resp = self.dma.data
         c = Signal(cpl_req_layout())
         m.d.comb += [c.cq.eq(head.cq), c.kind.eq(QueueKind.TX), c.queue.eq(head.queue), c.index.eq(head.index),
-                     c.ndesc.eq(head.ndesc), cpls.w_data.eq(c)]
+                     c.ndesc.eq(head.ndesc), cpls.i_stream.payload.eq(c)]
         fi = frames.i_pkt.payload
-        with m.If(pending.r_rdy & cpls.w_rdy):
+        with m.If(pending.r_rdy & cpls.i_stream.ready):
             with m.If(~head.dma):
-                m.d.comb += [c.status.eq(head.status), c.len.eq(0), cpls.w_en.eq(1), pending.r_en.eq(1)]
+                m.d.comb += [c.status.eq(head.status), c.len.eq(0), cpls.i_stream.valid.eq(1), pending.r_en.eq(1)]
             with m.Else():
                 ok = resp.payload.status == 0
                 m.d.comb += [
@@ -140,9 +142,9 @@ class TxEngine(wiring.Component):
                         m.d.sync += wrote.eq(wrote + 1)
                 with m.If(resp.valid & resp.ready & resp.payload.last):
                     m.d.comb += [c.status.eq(Mux(ok, QueueStatus.OK, QueueStatus.DMA_ERROR)),
-                                 c.len.eq(Mux(ok, head.len, 0)), cpls.w_en.eq(1), pending.r_en.eq(1)]
+                                 c.len.eq(Mux(ok, head.len, 0)), cpls.i_stream.valid.eq(1), pending.r_en.eq(1)]
         m.d.sync += resv.eq(resv + Mux(issue_first, need, 0) - dec)
         m.d.comb += [frames.stall.eq(1), frames.o_meta.ready.eq(1)]
         wiring.connect(m, frames.o_pkt, flipped(self.o_frame))
-        m.d.comb += [self.cpl.valid.eq(cpls.r_rdy), self.cpl.payload.eq(cpls.r_data), cpls.r_en.eq(self.cpl.ready)]
+        wiring.connect(m, cpls.o_stream, flipped(self.cpl))
         return m

@@ -1,0 +1,1 @@
+"""Building blocks shared by every subsystem: arbitration and stream glue."""

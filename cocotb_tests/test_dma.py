@@ -102,7 +102,7 @@ async def random_transfers_survive_splitting_reordering_latency_and_backpressure
     for length in (1, 2, 3, 4, 5, bb - 1, bb, bb + 1, 4095, 4096, 4097, 65536):
         for off in (0, 1, 2, 3, 4096 - 1):
             await host.roundtrip(length, off, (off * 7 + 3) % 4096, 0, rng)
-    tb.check_protocol()
+    await tb.check_protocol()
     c = await tb.nic.counters()
     errors = {k: v for k, v in c.items() if k.startswith("ERR_") and v}
     assert not errors, errors
@@ -143,7 +143,7 @@ async def requests_follow_mrrs_mps_and_keep_every_tag_in_flight(dut):
     tb.knobs.read_latency = 0
     await host.roundtrip(5000, 3, 5)
     assert max(n for _, n in reads) * 4 == 128 and max(n for _, n in writes) * 4 == 128
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -163,7 +163,7 @@ async def back_to_back_runs_keep_the_datapath_busy(dut):
         dut._log.info("%s: %d bytes in %d cycles, %.1f%% of the datapath", "write" if write else "read",
                       run.bytes, run.cycles, 100 * fraction)
         assert fraction >= floor, f"{'write' if write else 'read'} ran at {100 * fraction:.1f}% of the datapath"
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 FAULTS = {
@@ -209,7 +209,7 @@ async def every_read_fault_ends_only_its_request_and_is_counted(dut):
         tb.knobs.fault = None
         await host.roundtrip(3000, 1, 2)
         dut._log.info("%s: %s, counters %s", fault, run.first_error.name, {k: v for k, v in c.items() if v})
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -238,7 +238,7 @@ async def refused_operations_report_why(dut):
     assert c["ERR_DMA_BUS_MASTER"] == 4 and c["DMA_RD_TLPS"] == 0 and c["DMA_WR_TLPS"] == 0, c
     await tb.transport.dev.set_master()
     await host.roundtrip(100, 0, 0)
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -259,7 +259,7 @@ async def dma_above_4_gib_uses_64_bit_headers(dut):
     assert run.ok, run
     assert bytes(region[0x8003:0x8003 + len(data)]) == data
     assert set(fmts) == {FMT_TYPE_MRD64, FMT_TYPE_MWR64}, fmts
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -285,7 +285,7 @@ async def msi_fires_on_completion_and_trigger_and_is_counted_when_blocked(dut):
     rd = await nic.dma_run(write=False, host_addr=host.src.addr, length=9000, irq=True, vector=2, timeout_ns=200_000)
     assert rd.ok, rd
     assert (await nic.counters())["MSI_SENT"] == t.nvec + 1
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -310,7 +310,7 @@ async def soft_reset_during_traffic_drains_and_recovers(dut):
     # and the engines work again.
     tb.knobs.read_latency = 0
     await host.roundtrip(10000, 7, 9)
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 # ------------------------------------------------------------------ pytest

@@ -19,7 +19,7 @@ async def self_test_passes_at_every_size_with_interrupts(dut):
         rd, wr = await nic.dma_self_test(size, src_offset=size % 13, dst_offset=size % 11, irq=True)
         assert rd.ok and wr.ok and rd.bytes == wr.bytes == size
     assert tb.transport.irq_count(0) == 14
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -52,7 +52,7 @@ async def driver_errors_name_what_went_wrong(dut):
         assert "ffff:0001" in str(exc), exc
     else:
         raise AssertionError("probe found a device that does not exist")
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 # ------------------------------------------------------------------ pytest

@@ -146,7 +146,7 @@ async def a_full_completion_queue_holds_only_its_own_queues(dut):
     await drain(tb, (a, b), ledger)
     cb = await b.nic.counters()
     assert cb["RX_DROP_CQ_FULL"] == 3 and cb["RX_DROP_NO_BUF"] == 0 and cb["RX_DROP_OVERFLOW"] == 0, cb
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 async def _reads(nic, reg, field, value):
@@ -191,7 +191,7 @@ async def a_receive_queue_destroyed_mid_frame_completes_on_its_own_cq(dut):
     assert not await b.cqs[0].poll(), "a completion of RX queue 2 landed in CQ 0"
     data = b"".join(b.rx_arena.read(x, x.length) for x in q2.completed(recs[0]).buffers)[:9000]
     assert data == frame
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 # ------------------------------------------------------------------ isolation 3
@@ -230,7 +230,7 @@ async def recreating_a_queue_while_its_fetch_is_in_flight_never_runs_old_descrip
     for buf in old_bufs:
         assert b.rx_arena.read(buf, buf.length) == b"\xee" * buf.length, "a buffer of the old ring was written"
     assert new.head == new.tail == 4
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -280,7 +280,7 @@ async def recreating_a_receive_queue_at_random_moments_under_traffic(dut):
     c = await b.nic.counters()
     dropped = c["RX_DROP_DISABLED"] + c["RX_DROP_NO_BUF"]
     assert len(ledger.received) + dropped == seq + 1, (len(ledger.received), c)
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 # ------------------------------------------------------------------ isolation 4
@@ -320,7 +320,7 @@ async def doorbells_outside_fetched_to_head_plus_ring_are_ignored(dut):
     for s in range(10, 18):
         await a.send(0, make_frame(s, 0, 3, 100, rng), seq=s, ledger=ledger)
     await drain(tb, (a, b), ledger)
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 # ------------------------------------------------------------------ isolation 5
@@ -360,7 +360,7 @@ async def a_chain_that_cannot_end_faults_its_queue_only(dut):
     for s in range(2, 6):
         await a.send(0, make_frame(s, 0, 0, 300, rng), ledger=ledger, seq=s)
     await drain(tb, (a, b), ledger, until=lambda: not ledger.missing())
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 # ------------------------------------------------------------------ isolation 6
@@ -397,7 +397,7 @@ async def memory_regions_are_checked_at_their_ends_and_never_wrap(dut):
     assert rx == [QueueStatus.PROTECTION, QueueStatus.OK, QueueStatus.OK, QueueStatus.PROTECTION,
                   QueueStatus.PROTECTION], rx
     assert (await nic.counters())["DESC_ERR_PROTECTION"] == 3
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 async def q_post(side, i, buf):
@@ -453,7 +453,7 @@ async def poisoned_completions_fail_the_request_and_are_counted(dut):
     c = await a.nic.counters()
     assert c["ERR_CPL_POISONED"] == 2 and c["TX_FRAMES"] == 2, c
     assert (await b.nic.counters())["RX_FRAMES"] == 2
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 # ------------------------------------------------------------------ pytest

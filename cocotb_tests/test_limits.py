@@ -56,7 +56,7 @@ async def frames_at_max_frame_and_the_minimum(dut):
     await drain(tb, (b,), ledger)
     c = await b.nic.counters()
     assert (c["RX_FRAMES"], c["RX_DROP_OVERSIZE"], c["RX_DROP_RUNT"]) == (3, 1, 1), c
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -85,7 +85,7 @@ async def two_entry_rings_and_completion_rings_wrap(dut):
     for side, reg in ((a, "TXQ0_STATE"), (b, "RXQ0_STATE")):
         st = await side.nic.read_fields(reg)
         assert st["HEAD"] == st["TAIL"] == seq, st
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -125,7 +125,7 @@ async def dma_operations_in_flight_with_unaligned_ends(dut):
         out = t.alloc_dma(length + 8)
         wr = await nic.dma_run(write=True, host_addr=out.addr + 3, length=length)
         assert wr.ok and out.read(3, length) == blobs[-1], f"{length} B: reads in flight mixed their bytes"
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 # ------------------------------------------------------------------ pytest

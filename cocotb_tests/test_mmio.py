@@ -117,7 +117,7 @@ async def identity_and_build_registers_match_the_configuration(dut):
     await ClockCycles(dut.clk, 100)
     c1 = await nic.read("CYCLE_COUNT")
     assert c1 - c0 >= 100, (c0, c1)
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -140,7 +140,7 @@ async def every_size_and_alignment_reads_back_what_was_written(dut):
                     _check(got, model.read(raddr, rsize),
                            f"read {rsize}B at {raddr:#x} after write {size}B at {addr:#x}")
     assert await tb.nic.read("ERR_MMIO_UNMAPPED_RD") == model.unmapped_rd
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -174,7 +174,7 @@ async def random_mmio_traffic_matches_the_register_model(dut):
         got = await tb.nic.read(name)
         assert got == want, f"{name} is {got}, model says {want} (seed {seed})"
     assert model.unmapped_rd > 0 and model.bad_wr > 0, "the random traffic never hit an error case"
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -224,7 +224,7 @@ async def refused_requests_are_answered_and_counted(dut):
     assert await nic.read("ERR_MMIO_BAD_REQ") == 5
     # The completions for the injected requests reach a root complex that did not
     # send them; it only logs them.
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -249,7 +249,7 @@ async def soft_reset_restores_defaults_and_clears_counters(dut):
     await nic.clear_counters()
     assert await nic.read("ERR_MMIO_UNMAPPED_RD") == 0
     assert await nic.read("SCRATCH") == 5
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 # ------------------------------------------------------------------ pytest

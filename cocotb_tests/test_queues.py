@@ -201,7 +201,7 @@ async def frames_cross_with_scatter_gather_and_ring_wrap(dut):
     c = await b.nic.counters()
     assert c["RX_FRAMES"] == seq and not c["RX_DROP_NO_BUF"], c
     assert b.rx[1].head == b.rx[1].tail, "every posted chain completed"
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -230,7 +230,7 @@ async def many_queues_both_ways_at_once(dut):
             await side.tx[q].doorbell()
     await drain(tb, (a, b), ledger)
     assert not ledger.missing() and len(ledger.received) == seq
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -264,7 +264,7 @@ async def full_empty_and_bad_doorbells(dut):
     await tb.wait_cycles(200)
     assert (await a.nic.read_fields("TXQ2_STATE"))["TAIL"] == 8
     assert (await a.nic.counters())["DB_IGNORED"] == 2
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -309,7 +309,7 @@ async def interrupts_follow_the_moderation_rules(dut):
     assert waited >= 600, f"interrupt {waited} cycles after the completion, before MOD_TIME (600)"
     assert (await b.nic.counters())["CQ_IRQS"] == 1
     await drain(tb, (a, b), ledger)
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -334,7 +334,7 @@ async def bad_frames_are_dropped_and_counted_never_delivered(dut):
     await drain(tb, (b,), ledger)
     c = await b.nic.counters()
     assert (c["RX_DROP_FCS"], c["RX_DROP_RUNT"], c["RX_DROP_OVERSIZE"], c["RX_FRAMES"]) == (1, 1, 1, 1), c
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -364,7 +364,7 @@ async def no_buffer_drops_or_pauses_the_link(dut):
     await drain(tb, (a, b), ledger)
     c = await b.nic.counters()
     assert c["RX_FRAMES"] == 12 and c["RX_DROP_NO_BUF"] == 4 and c["RX_DROP_OVERFLOW"] == 0, c
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -423,7 +423,7 @@ async def bad_descriptors_complete_with_errors_and_the_queue_keeps_running(dut):
     c_a, c_b = await a.nic.counters(), await b.nic.counters()
     assert c_a["DESC_ERR_PROTECTION"] == 1 and c_a["DESC_ERR_ZERO_LEN"] == 1 and c_a["TX_TOO_LONG"] == 1, c_a
     assert c_b["DESC_ERR_PROTECTION"] == 1, c_b
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -458,7 +458,7 @@ async def disabled_queues_ignore_doorbells_and_drop_frames(dut):
     await b.post_rx(2, [1600])
     await a.send(0, make_frame(2, 0, 2, 100, rng), ledger=ledger, seq=2)
     await drain(tb, (a, b), ledger)
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -481,7 +481,7 @@ async def loopback_and_pcap_capture(dut):
     assert [f for _, f in cap] == frames, "the capture differs from the frames sent"
     for _, n, wire in tb.capture.frames:
         assert n == "a" and eth_fcs(wire[:-4]) == wire[-4:], "bad FCS on the wire"
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 @cocotb.test()
@@ -546,7 +546,7 @@ async def soak_random_frames_queues_and_chains(dut):
         drops = {k: v for k, v in c.items() if k.startswith(("RX_DROP", "DESC_ERR", "QUEUE_FAULT")) and v}
         assert not drops, f"{side.name}: {drops}"
     dut._log.info("soak done: %d frames, nothing lost or duplicated (seed %d)", seq, _seed())
-    tb.check_protocol()
+    await tb.check_protocol()
 
 
 # ------------------------------------------------------------------ pytest

@@ -186,6 +186,7 @@ _COUNTERS = [
     ("ERR_CPL_POISONED", "completions with EP set: their data was not used, their request failed"),
     ("RX_DROP_CQ_FULL", "received frames dropped: their queue's completion queue had no free slot"),
     ("CQ_DB_IGNORED", "completion queue doorbells ignored: disabled, or consumer index not in [consumed, written]"),
+    ("DMA_WR_STATUS_WAITS", "cycles a DMA write status waited for its client (the deadlock rule: stays 0)"),
 ]
 
 _FIXED = [

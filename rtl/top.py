@@ -268,6 +268,9 @@ class PtlNic(wiring.Component):
             csr.cpl_dropped.eq(cplw.dropped), csr.cq_irqs.eq(cplw.irqs), csr.tx_too_long.eq(txe.too_long),
             csr.err_cpl_poisoned.eq(rs.poisoned), csr.rx_drop_cq_full.eq(rxe.cq_full),
             csr.cq_db_ignored.eq(cplw.db_ignored),
+            # Write clients must take their statuses at once: a client that
+            # waits for anything else first can deadlock the shared write engine.
+            csr.dma_wr_status_waits.eq(dma_wr.resp.valid & ~dma_wr.resp.ready),
         ]
         rx_end = mac_rx.o_frame.valid & mac_rx.o_frame.ready & mf.last
         m.d.comb += [

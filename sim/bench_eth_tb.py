@@ -29,6 +29,12 @@ async def eth_throughput_and_latency(dut):
     tb = PairTestbench(dut, {n: LinkKnobs(read_latency=latency) for n in ("a", "b")})
     await tb.start()
     flow = await Flow(tb, tb.a, tb.b).setup()
+    # Simulation speed with nothing happening: the clock runs, no Python on it.
+    idle = int(os.environ.get("PTLNIC_BENCH_IDLE", "200000"))
+    t0 = time.perf_counter()
+    await tb.wait_cycles(idle)
+    idle_speed = idle / (time.perf_counter() - t0)
+    dut._log.info("idle: %d cycles at %.0f cycles/s", idle, idle_speed)
     results = []
     for size in SIZES:
         n = max(32, min(2048, target // size))
@@ -43,9 +49,9 @@ async def eth_throughput_and_latency(dut):
                         "sim_cycles": r.sim_cycles, "wall_s": wall})
         dut._log.info("%5d B: %d frames in %d cycles, latency %d cycles", size, n, r.cycles, lat)
 
-    tb.check_protocol()
+    await tb.check_protocol()
     out = os.environ.get("PTLNIC_BENCH_OUT")
     if out:
         with open(out, "w") as f:
-            json.dump({"read_latency": latency, "mps": tb.a.dev.mps, "mrrs": tb.a.dev.mrrs, "results": results},
-                      f, indent=1)
+            json.dump({"read_latency": latency, "mps": tb.a.dev.mps, "mrrs": tb.a.dev.mrrs, "results": results,
+                       "idle_cycles_per_s": round(idle_speed)}, f, indent=1)

@@ -54,7 +54,7 @@ async def dma_throughput(dut):
                 dut._log.info("latency %d %s %d x %d B: %d cycles, %.2f B/cycle; %.0f sim cycles/s", latency,
                               "write" if write else "read", count, size, nic_cycles, size * count / nic_cycles,
                               cycles / wall)
-    tb.check_protocol()
+    await tb.check_protocol()
     with open(os.environ["PTLNIC_BENCH_OUT"], "w") as f:
         json.dump({"config": tb.config.as_dict(), "mps": tb.dev.mps, "mrrs": tb.dev.mrrs, "results": results}, f,
                   indent=1)

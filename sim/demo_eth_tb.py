@@ -43,4 +43,4 @@ async def demo_two_nics(dut):
     out["wall_s"] = time.perf_counter() - t0
     with open(os.environ["PTLNIC_DEMO_OUT"], "w") as f:
         json.dump(out, f, indent=1)
-    tb.check_protocol()
+    await tb.check_protocol()

@@ -49,5 +49,5 @@ async def demo(dut):
     out["wall_s"] = time.perf_counter() - t0
     with open(os.environ["PTLNIC_DEMO_OUT"], "w") as f:
         json.dump(out, f, indent=1)
-    tb.check_protocol()
+    await tb.check_protocol()
     assert all(s["ok"] for s in out["steps"])

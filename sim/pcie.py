@@ -526,6 +526,7 @@ class PtlnicDevice(Device):
         i_ready = self.i_ready.get
         i_payload = self.i_payload.set
         rx_driven = 0        # beat value currently driven with valid, or 0
+        offered = None       # a beat the DUT offered while o_tlp.ready was low
         rx_valid = 0
         in_tlp = False
         tx_data = bytearray()
@@ -550,7 +551,14 @@ class PtlnicDevice(Device):
                 await clk_edge
                 now += 1
 
-            # DUT -> host: a beat moves when valid and ready were both high at this edge.
+            # DUT -> host: a beat moves when valid and ready were both high at
+            # this edge; a beat offered and not taken must stay, unchanged.
+            if offered is not None:
+                if not o_valid() or o_payload() != offered:
+                    self._error("o_tlp: valid fell or the beat changed before it was taken")
+                offered = None
+            if not self._ready_now and o_valid():
+                offered = o_payload()
             if self._ready_now and o_valid():
                 hdr, data, nbytes, sop, eop = unpack(o_payload())
                 if sop:

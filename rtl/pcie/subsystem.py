@@ -1,0 +1,186 @@
+"""The PCIe subsystem: the TLP ports, BAR0 access, the DMA engines shared by
+the clients that register with it, and MSI.
+
+Other subsystems ask it, while the top is being built, for what they need:
+
+    rd = pcie.add_read_client("desc")    # connect a DmaReadClient port to it
+    wr = pcie.add_write_client("rxe")    # connect a DmaWriteClient port to it
+    irq = pcie.add_irq("cq")             # drive it with one pulse per vector
+
+and it sizes its multiplexers and its interrupt request from the list when it
+is elaborated: nothing is numbered by hand.
+"""
+
+from amaranth.hdl import Module, Mux, ResetInserter, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out, connect, flipped
+
+from ..csr import CsrBus
+from ..dma.mux import DmaReadClient, DmaReadMux, DmaWriteClient, DmaWriteMux
+from ..dma.read import DmaReadEngine, ReadStatsSignature
+from ..dma.write import DmaWriteEngine, WriteStatsSignature
+from ..lib.stream import StreamFifo
+from .arbiter import TlpArbiter
+from .cfg import PcieCfgSignature
+from .mmio import MmioTarget
+from .msi import MsiGenerator
+from .tlp import TlpStream, TlpType, tlp_beat_layout
+
+__all__ = ["PcieSubsystem"]
+
+
+class PcieSubsystem(wiring.Component):
+    """
+    i_tlp        In(TlpStream): TLPs from the host (requests to BAR0, completions)
+    o_tlp        Out(TlpStream): TLPs to the host (completions, DMA requests, MSIs)
+    cfg          In(PcieCfgSignature): configuration-space state
+    csr          Out(CsrBus): register accesses from the host
+    core_rst     In(1): reset the DMA engines and MSI (the register path stays up)
+    hold         In(1): issue no new TLP; ``drained`` says when nothing is in flight
+    drained      Out(1)
+    irq_enable   In(1): MSIs allowed
+    cpl_timeout  In(24): DMA read completion timeout in cycles
+    rd_stats, wr_stats  Out: DMA engine counter pulses
+    rd_busy, wr_busy    Out(1)
+    wr_status_wait      Out(1): a DMA write status waits for its client this cycle
+    mmio_bad_req, msi_sent, msi_blocked  Out(1): counter pulses
+
+    Both TLP ports are registered: ``i_tlp.ready`` and ``o_tlp.valid`` come
+    straight from flip-flops.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        self._read_clients = []
+        self._write_clients = []
+        self._irqs = []
+        self._frozen = False
+        W = config.data_width
+        super().__init__({
+            "i_tlp": In(TlpStream(W)), "o_tlp": Out(TlpStream(W)), "cfg": In(PcieCfgSignature()),
+            "csr": Out(CsrBus((config.bar0_size // 4 - 1).bit_length())),
+            "core_rst": In(1), "hold": In(1), "drained": Out(1),
+            "irq_enable": In(1), "cpl_timeout": In(24),
+            "rd_stats": Out(ReadStatsSignature()), "wr_stats": Out(WriteStatsSignature()),
+            "rd_busy": Out(1), "wr_busy": Out(1), "wr_status_wait": Out(1),
+            "mmio_bad_req": Out(1), "msi_sent": Out(1), "msi_blocked": Out(1),
+        })
+
+    # ------------------------------------------------------------ registry
+    def _check_open(self, what):
+        if self._frozen:
+            raise RuntimeError(f"{what} registered after the PCIe subsystem was elaborated")
+
+    def add_read_client(self, name):
+        """A DMA read port for client ``name``: connect the client's
+        ``Out(DmaReadClient)`` port to it. Clients are served round robin, a
+        group of requests at a time."""
+        self._check_open(f"read client {name!r}")
+        port = DmaReadClient(self.config.data_width).flip().create(path=("dma_rd", name))
+        self._read_clients.append((name, port))
+        return port
+
+    def add_write_client(self, name):
+        """A DMA write port for client ``name`` (see :meth:`add_read_client`).
+        The client must take every status as soon as it is offered."""
+        self._check_open(f"write client {name!r}")
+        port = DmaWriteClient(self.config.data_width).flip().create(path=("dma_wr", name))
+        self._write_clients.append((name, port))
+        return port
+
+    def add_irq(self, name):
+        """An interrupt request of ``msi_vectors`` bits: a pulse on bit v asks
+        for one MSI on vector v."""
+        self._check_open(f"interrupt source {name!r}")
+        sig = Signal(self.config.msi_vectors, name=f"irq_{name}")
+        self._irqs.append((name, sig))
+        return sig
+
+    def clients(self):
+        """Names of the registered read and write clients and interrupt sources."""
+        return ([n for n, _ in self._read_clients], [n for n, _ in self._write_clients], [n for n, _ in self._irqs])
+
+    # ------------------------------------------------------------ hardware
+    def elaborate(self, platform):
+        self._frozen = True
+        m = Module()
+        cfg = self.config
+        W = cfg.data_width
+        rst = self.core_rst
+        m.submodules.rx_fifo = rx_fifo = StreamFifo(tlp_beat_layout(W), 8)
+        m.submodules.tx_fifo = tx_fifo = StreamFifo(tlp_beat_layout(W), 8)
+        m.submodules.mmio = mmio = MmioTarget(cfg)
+        m.submodules.arbiter = arb = TlpArbiter(W, 4)
+        dma_rd, dma_wr, msi = DmaReadEngine(cfg), DmaWriteEngine(cfg), MsiGenerator(cfg)
+        rd_mux = DmaReadMux(W, max(1, len(self._read_clients)))
+        wr_mux = DmaWriteMux(W, max(1, len(self._write_clients)))
+        for name, block in (("dma_rd", dma_rd), ("dma_wr", dma_wr), ("msi", msi), ("rd_mux", rd_mux),
+                            ("wr_mux", wr_mux)):
+            m.submodules[name] = ResetInserter(rst)(block)
+
+        connect(m, flipped(self.i_tlp), rx_fifo.i_stream)
+        connect(m, tx_fifo.o_stream, flipped(self.o_tlp))
+
+        # Host-bound traffic. The MMIO, MSI and DMA read sources reach the arbiter
+        # through small FIFOs, so that no combinational path runs from one
+        # source's valid to another's ready. The DMA write engine connects
+        # directly: it reports a write done only when its last TLP has passed the
+        # arbiter into the in-order output FIFO, so an MSI or a register read that
+        # follows can never overtake the data (PCIe ordering: completions and
+        # posted writes must not pass posted writes). The slices of engines that
+        # a soft reset resets are reset with them (the drain has made sure the
+        # arbiter is not inside one of their packets).
+        sources = (mmio.o_tlp, msi.o_tlp, dma_rd.o_tlp)
+        for k, src in enumerate(sources):
+            slice_ = StreamFifo(tlp_beat_layout(W), 4)
+            m.submodules[f"tx_slice{k}"] = slice_ if k == 0 else ResetInserter(rst)(slice_)
+            connect(m, src, slice_.i_stream)
+            connect(m, slice_.o_stream, arb.inputs()[k])
+        connect(m, dma_wr.o_tlp, arb.inputs()[len(sources)])
+        connect(m, arb.o_tlp, tx_fifo.i_stream)
+
+        # NIC-bound traffic: completions to the read engine, the rest to BAR0.
+        rx = rx_fifo.o_stream
+        to_cpl = Signal()
+        in_pkt = Signal()
+        route_cpl = Signal()
+        m.d.comb += route_cpl.eq(Mux(in_pkt, to_cpl, rx.payload.hdr.req.dw0.type == TlpType.CPL))
+        with m.If(rx.valid & rx.ready):
+            m.d.sync += [in_pkt.eq(~rx.payload.eop), to_cpl.eq(route_cpl)]
+        m.d.comb += [
+            dma_rd.i_cpl.payload.eq(rx.payload), mmio.i_tlp.payload.eq(rx.payload),
+            dma_rd.i_cpl.valid.eq(rx.valid & route_cpl), mmio.i_tlp.valid.eq(rx.valid & ~route_cpl),
+            rx.ready.eq(Mux(route_cpl, dma_rd.i_cpl.ready, mmio.i_tlp.ready)),
+        ]
+        connect(m, mmio.csr, flipped(self.csr))
+        m.d.comb += mmio.completer_id.eq(self.cfg.requester_id)
+        connect(m, flipped(self.cfg), dma_rd.cfg, dma_wr.cfg, msi.cfg)
+
+        # The registered clients.
+        for (name, port), client in zip(self._read_clients, rd_mux.clients()):
+            connect(m, flipped(port), client)
+        for (name, port), client in zip(self._write_clients, wr_mux.clients()):
+            connect(m, flipped(port), client)
+        connect(m, rd_mux.engine.req, dma_rd.req)
+        connect(m, dma_rd.resp, rd_mux.engine.data)
+        connect(m, wr_mux.engine.req, dma_wr.req)
+        connect(m, wr_mux.engine.data, dma_wr.data)
+        connect(m, dma_wr.resp, wr_mux.engine.resp)
+        request = 0
+        for _, sig in self._irqs:
+            request = request | sig
+        m.d.comb += [msi.request.eq(request), msi.enable.eq(self.irq_enable)]
+
+        m.d.comb += [
+            dma_rd.timeout.eq(self.cpl_timeout),
+            arb.hold.eq(self.hold), dma_rd.hold.eq(self.hold),
+            self.drained.eq(~arb.busy & ~dma_rd.outstanding),
+            self.rd_busy.eq(dma_rd.busy), self.wr_busy.eq(dma_wr.busy),
+            # Write clients must take their statuses at once: a client that
+            # waits for anything else first can deadlock the shared write engine.
+            self.wr_status_wait.eq(dma_wr.resp.valid & ~dma_wr.resp.ready),
+            self.mmio_bad_req.eq(mmio.err_bad_req), self.msi_sent.eq(msi.sent), self.msi_blocked.eq(msi.blocked),
+        ]
+        connect(m, dma_rd.stats, flipped(self.rd_stats))
+        connect(m, dma_wr.stats, flipped(self.wr_stats))
+        return m

@@ -128,11 +128,46 @@ async def dma_operations_in_flight_with_unaligned_ends(dut):
     await tb.check_protocol()
 
 
+@cocotb.test()
+async def frames_of_the_engine_ethertype_skip_the_queues(dut):
+    """With RX_ENGINE_ETHERTYPE set, frames of that EtherType go to the engine
+    port (counted; no engine yet) and never to a queue; others are delivered
+    in order. Set to 0, every frame goes to the queues."""
+    tb, a, b = await pair(dut)
+    rng = a.rng
+    await a.setup(tx_queues=[0], log_size=4)
+    await b.setup(rx_queues=[0], log_size=4)
+    for _ in range(8):
+        await b.post_rx(0, [1600], doorbell=False)
+    await b.rx[0].doorbell()
+    await b.nic.write_fields("RX_ENGINE_ETHERTYPE", ETHERTYPE=0x88B6)
+    ledger = Ledger()
+
+    def other(f):
+        return f[:12] + b"\x88\xb6" + f[14:]
+    for s in range(8):
+        f = make_frame(s, 0, 0, rng.choice((60, 61, 200, 1500)), rng)
+        if s % 2:
+            await a.send(0, other(f), seq=s)
+        else:
+            await a.send(0, f, ledger=ledger, seq=s)
+    await drain(tb, (a, b), ledger)
+    await tb.wait_cycles(300)
+    c = await b.nic.counters()
+    assert (c["RX_ENGINE_FRAMES"], c["RX_FRAMES"]) == (4, 4), c
+    await b.nic.write_fields("RX_ENGINE_ETHERTYPE", ETHERTYPE=0)
+    await a.send(0, other(make_frame(8, 0, 0, 300, rng)), ledger=ledger, seq=8)
+    await drain(tb, (a, b), ledger)
+    assert (await b.nic.counters())["RX_ENGINE_FRAMES"] == 4
+    await tb.check_protocol()
+
+
 # ------------------------------------------------------------------ pytest
 from sim.run import run_cocotb  # noqa: E402
 from .conftest import config_for  # noqa: E402
 
-PAIR_CASES = "frames_at_max_frame_and_the_minimum|two_entry_rings_and_completion_rings_wrap"
+PAIR_CASES = ("frames_at_max_frame_and_the_minimum|two_entry_rings_and_completion_rings_wrap"
+              "|frames_of_the_engine_ethertype_skip_the_queues")
 
 
 @pytest.mark.parametrize("width", [64, 256])

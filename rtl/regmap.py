@@ -187,6 +187,8 @@ _COUNTERS = [
     ("RX_DROP_CQ_FULL", "received frames dropped: their queue's completion queue had no free slot"),
     ("CQ_DB_IGNORED", "completion queue doorbells ignored: disabled, or consumer index not in [consumed, written]"),
     ("DMA_WR_STATUS_WAITS", "cycles a DMA write status waited for its client (the deadlock rule: stays 0)"),
+    ("RX_ENGINE_FRAMES", "received frames of RX_ENGINE_ETHERTYPE handed to the engine port (no engine yet: "
+     "dropped)"),
 ]
 
 _FIXED = [
@@ -226,6 +228,9 @@ _FIXED = [
     Register("MSI_TRIGGER", 0x006C, "wo", fields=(_F("VECTOR", 0, 5),), doc="send one MSI now"),
     Register("QUEUE_CONTROL", 0x0070, "rw", fields=(
         _F("RX_BACKPRESSURE", 0, 1, "hold a frame whose queue has no buffer (instead of dropping it)"),)),
+    Register("RX_ENGINE_ETHERTYPE", 0x0074, "rw", fields=(
+        _F("ETHERTYPE", 0, 16, "received frames of this EtherType go to the engine port, not the queues "
+           "(0: none)"),)),
     # Event and error counters.
     *[Register(name, 0x0100 + 4 * i, "counter", doc=doc) for i, (name, doc) in enumerate(_COUNTERS)],
     # DMA self-test: moves data between host memory and on-chip NIC memory.

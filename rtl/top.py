@@ -79,6 +79,13 @@ class PtlNic(wiring.Component):
         connect(m, flipped(self.i_eth), eth.i_wire)
         connect(m, eth.o_meta, queues.i_meta)
         connect(m, eth.o_frame, queues.i_frame)
+        # The engine port of the Ethernet port (the Portals engine's place): no
+        # engine yet, so nothing is sent from it and its frames are taken and
+        # counted.
+        engine_et = get_field(csr.rx_engine_ethertype, REGMAP["RX_ENGINE_ETHERTYPE"], "ETHERTYPE")
+        m.d.comb += [eth.i_engine_frame.valid.eq(0), eth.e_meta.ready.eq(1), eth.e_frame.ready.eq(1),
+                     eth.engine_ethertype.eq(engine_et),
+                     csr.rx_engine_frames.eq(eth.e_meta.valid & eth.e_meta.ready)]
         m.d.comb += [queues.backpressure.eq(backpressure), eth.backpressure.eq(backpressure),
                      pcie.core_rst.eq(core_rst), queues.core_rst.eq(core_rst), eth.core_rst.eq(core_rst)]
 

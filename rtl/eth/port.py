@@ -1,12 +1,19 @@
-"""The Ethernet port: MAC transmit and receive, and the receive buffer."""
+"""The Ethernet port: MAC transmit and receive, the receive buffer, the
+receive classifier and the transmit arbiter.
 
-from amaranth.hdl import Module, ResetInserter
+Frames to send come from the queues and from an engine (``i_engine_frame``),
+merged a frame at a time. Received frames go to the queues, or to the engine
+when their EtherType is ``engine_ethertype``."""
+
+from amaranth.hdl import Module, Mux, ResetInserter, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
+from ..lib.arbiter import PacketArbiter
 from ..packet_fifo import PacketFifo
 from ..queues.rx import rx_meta_layout
 from ..streams import bytes_layout
+from .classify import RxClassifier
 from .mac import MIN_FRAME, MacRx, MacTx, RxError
 
 __all__ = ["EthPort", "EthStatsSignature"]
@@ -23,12 +30,15 @@ class EthStatsSignature(wiring.Signature):
 
 class EthPort(wiring.Component):
     """
-    i_frame       In(stream(bytes_layout)): frames to send (no FCS)
+    i_frame       In(stream(bytes_layout)): frames to send (no FCS), from the queues
+    i_engine_frame  In(stream(bytes_layout)): frames to send from an engine
     o_wire        Out(stream(bytes_layout)): frames on the wire, FCS included, paced to the wire rate
     i_wire        In(stream(bytes_layout)): frames from the wire; ``ready`` drops only with
                   ``backpressure`` on (a pause: the receive buffer keeps room for a whole frame)
     o_meta        Out(stream(rx_meta_layout)): length and queue of each good received frame
     o_frame       Out(stream(bytes_layout)): the good received frames, without FCS
+    e_meta, e_frame  Out: the same, for frames of the engine's EtherType
+    engine_ethertype In(16): the EtherType that goes to the engine (0: none)
     backpressure  In(1)
     core_rst      In(1): soft reset
     stats         Out(EthStatsSignature)
@@ -39,8 +49,10 @@ class EthPort(wiring.Component):
         W = config.data_width
         wire = stream.Signature(bytes_layout(W))
         super().__init__({
-            "i_frame": In(wire), "o_wire": Out(wire), "i_wire": In(wire),
+            "i_frame": In(wire), "i_engine_frame": In(wire), "o_wire": Out(wire), "i_wire": In(wire),
             "o_meta": Out(stream.Signature(rx_meta_layout(config.num_queues))), "o_frame": Out(wire),
+            "e_meta": Out(stream.Signature(rx_meta_layout(config.num_queues))), "e_frame": Out(wire),
+            "engine_ethertype": In(16),
             "backpressure": In(1), "core_rst": In(1), "stats": Out(EthStatsSignature()),
         })
 
@@ -55,12 +67,32 @@ class EthPort(wiring.Component):
         min_beats = -(-(MIN_FRAME - 4) // cfg.beat_bytes)
         rx_buf = PacketFifo(W, cfg.rx_fifo // cfg.beat_bytes, rx_meta_layout(cfg.num_queues),
                             meta_depth=cfg.rx_fifo // cfg.beat_bytes // min_beats)
-        for name, block in (("mac_tx", mac_tx), ("mac_rx", mac_rx), ("rx_buf", rx_buf)):
+        wire = stream.Signature(bytes_layout(W))
+        tx_arb = PacketArbiter(wire, 2, last=lambda p: p.last)
+        classify = RxClassifier(W, rx_meta_layout(cfg.num_queues))
+        for name, block in (("mac_tx", mac_tx), ("mac_rx", mac_rx), ("rx_buf", rx_buf), ("tx_arb", tx_arb),
+                            ("classify", classify)):
             m.submodules[name] = ResetInserter(self.core_rst)(block)
-        connect(m, flipped(self.i_frame), mac_tx.i_frame)
+        from_queues, from_engine = tx_arb.inputs()
+        connect(m, flipped(self.i_frame), from_queues)
+        connect(m, flipped(self.i_engine_frame), from_engine)
+        connect(m, tx_arb.output(), mac_tx.i_frame)
         connect(m, mac_tx.o_wire, flipped(self.o_wire))
         connect(m, flipped(self.i_wire), mac_rx.i_wire)
         mf, bi = mac_rx.o_frame.payload, rx_buf.i_pkt.payload
+        # The EtherType (bytes 12 and 13, big-endian) lies within one beat.
+        et_beat, et_lane = divmod(12, cfg.beat_bytes)
+        beat_no = Signal(range(et_beat + 2))
+        et_now = (mf.data.word_select(et_lane, 8) << 8) | mf.data.word_select(et_lane + 1, 8)
+        et_reg = Signal(16)
+        with m.If(mac_rx.o_frame.valid & mac_rx.o_frame.ready):
+            with m.If(mf.last):
+                m.d.sync += beat_no.eq(0)
+            with m.Elif(beat_no <= et_beat):
+                m.d.sync += beat_no.eq(beat_no + 1)
+            with m.If(beat_no == et_beat):
+                m.d.sync += et_reg.eq(et_now)
+        m.d.comb += bi.meta.ethertype.eq(Mux(beat_no == et_beat, et_now, et_reg))
         m.d.comb += [
             rx_buf.i_pkt.valid.eq(mac_rx.o_frame.valid), mac_rx.o_frame.ready.eq(rx_buf.i_pkt.ready),
             bi.data.eq(mf.data), bi.nbytes.eq(mf.nbytes), bi.last.eq(mf.last),
@@ -70,8 +102,13 @@ class EthPort(wiring.Component):
             self.i_wire.ready.eq(mac_rx.i_wire.ready & (~self.backpressure | (
                 rx_buf.level < (cfg.rx_fifo - cfg.max_frame) // cfg.beat_bytes - 16))),
         ]
-        connect(m, rx_buf.o_meta, flipped(self.o_meta))
-        connect(m, rx_buf.o_pkt, flipped(self.o_frame))
+        connect(m, rx_buf.o_meta, classify.i_meta)
+        connect(m, rx_buf.o_pkt, classify.i_frame)
+        connect(m, classify.o_meta, flipped(self.o_meta))
+        connect(m, classify.o_frame, flipped(self.o_frame))
+        connect(m, classify.e_meta, flipped(self.e_meta))
+        connect(m, classify.e_frame, flipped(self.e_frame))
+        m.d.comb += classify.match.eq(self.engine_ethertype)
         rx_end = mac_rx.o_frame.valid & mac_rx.o_frame.ready & mf.last
         st = self.stats
         m.d.comb += [

@@ -33,7 +33,9 @@ CPL_DEPTH = 16
 
 
 def rx_meta_layout(num_queues):
-    return data.StructLayout({"length": 14, "queue": range(num_queues)})
+    """What the receive buffer records of each good frame: its length (no
+    FCS), the queue its destination address steers it to, its EtherType."""
+    return data.StructLayout({"length": 14, "queue": range(num_queues), "ethertype": 16})
 
 
 class RxEngine(wiring.Component):

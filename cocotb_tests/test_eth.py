@@ -427,7 +427,7 @@ def test_classifier_routes_each_frame_with_its_record_under_back_pressure(seed):
                     if fp.last:
                         got[side].append(bytes(cur[side]))
                         cur[side] = bytearray()
-            if len(got["o"]) + len(got["e"]) == len(frames):
+            if len(got["o"]) + len(got["e"]) == len(metas["o"]) + len(metas["e"]) == len(frames):
                 return
         raise AssertionError(f"only {len(got['o']) + len(got['e'])} of {len(frames)} frames came out")
 

@@ -33,9 +33,11 @@ queue that its owner does not drain holds only the queues bound to it.
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect, flipped
 
+from ..dma.layouts import read_data_layout
 from ..dma.mux import DmaReadClient
+from ..lib.stream import StreamFifo
 from ..lib.arbiter import round_robin
 from .common import ERROR_CHAIN_TOO_LONG, protection_ok
 from .layouts import DESC_BYTES, Descriptor, DescFlags, QueueStatus
@@ -220,7 +222,16 @@ class DescQueues(wiring.Component):
             m.d.sync += last_f.eq(pick)
 
         # Descriptors arrive as a packed byte stream; take 16 bytes at a time.
-        resp = self.dma.data
+        # With beats of several descriptors they are taken one per cycle, more
+        # slowly than they arrive: a FIFO of a whole fetch's beats takes them
+        # off the read engine's data path at once, so that payload reads
+        # queued behind them are not held up.
+        if W > 128:
+            m.submodules.desc_beats = beats = StreamFifo(read_data_layout(W), max(2, D * DESC_BYTES // (W // 8)))
+            connect(m, flipped(self.dma.data), beats.i_stream)
+            resp = beats.o_stream
+        else:
+            resp = self.dma.data
         r_q = r_fetch.q
         r_gen = r_fetch.gen
         word = Signal(8 * DESC_BYTES)

@@ -118,8 +118,8 @@ class CplWriter(wiring.Component):
                     o_w.cq.eq(cq), o_w.two.eq(pair), o_w.q0.eq(q0), o_w.q1.eq(r_q)]
 
         # With beats of 32 bytes or more, a record for an even ring slot waits
-        # one cycle for its successor in the same ring: the two go in one beat,
-        # so that a completion costs half a beat of the link.
+        # up to PAIR_WAIT cycles for its successor in the same ring: the two go
+        # in one beat, so that a completion costs half a beat of the link.
         pairs = WB >= 2 * CPL_BYTES
         held = Signal()
         h_j = Signal(CB)

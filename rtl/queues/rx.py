@@ -49,9 +49,8 @@ class RxEngine(wiring.Component):
     delivered, no_buf, disabled, cq_full  Out(1): counter pulses
     """
 
-    def __init__(self, config, queues):
+    def __init__(self, config):
         self._config = config
-        self._queues = queues
         super().__init__({
             "chain": In(ChainPort(config.num_queues, config.desc_cache)),
             "i_meta": In(stream.Signature(rx_meta_layout(config.num_queues))),

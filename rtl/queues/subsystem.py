@@ -66,8 +66,8 @@ class QueueSubsystem(wiring.Component):
         cqs = [CqRegs(csr, cfg, j) for j in range(cfg.num_cqs)]
         mrs = [MrRegs(csr, cfg, k) for k in range(cfg.num_mrs)]
         desc = DescQueues(cfg, txqs + rxqs, mrs)
-        txe = TxEngine(cfg, txqs)
-        rxe = RxEngine(cfg, rxqs)
+        txe = TxEngine(cfg)
+        rxe = RxEngine(cfg)
         cplw = CplWriter(cfg, cqs)
         for name, block in (("desc", desc), ("txe", txe), ("rxe", rxe), ("cplw", cplw)):
             m.submodules[name] = ResetInserter(self.core_rst)(block)

@@ -36,9 +36,8 @@ class TxEngine(wiring.Component):
     too_long Out(1): counter pulse, a chain refused as TOO_LONG
     """
 
-    def __init__(self, config, queues):
+    def __init__(self, config):
         self._config = config
-        self._queues = queues
         super().__init__({
             "chain": In(ChainPort(config.num_queues, config.desc_cache)),
             "dma": Out(DmaReadClient(config.data_width)),

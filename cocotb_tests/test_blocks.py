@@ -3,15 +3,40 @@ the inputs and random back-pressure on the outputs."""
 
 import random
 
+import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from rtl.config import NicConfig
 from rtl.csr import RegisterFile
-from rtl.queues.common import CqRegs
+from rtl.queues.common import MrRegs
 from rtl.queues.cpl import CplWriter
-from rtl.queues.layouts import CPL_BYTES, Completion, unpack
+from rtl.queues.desc import DescQueues
+from rtl.queues.layouts import CPL_BYTES, DESC_BYTES, Completion, Descriptor, DescFlags, QueueStatus, pack, unpack
 from rtl.regmap import regmap
+
+
+async def reg_write(ctx, csr, rmap, name, value):
+    """A register write on the register file's bus, DWORD by DWORD."""
+    reg = rmap[name]
+    for half in range(reg.dwords):
+        ctx.set(csr.bus.addr, reg.addr // 4 + half)
+        ctx.set(csr.bus.w_be, 0xF)
+        ctx.set(csr.bus.w_data, (value >> (32 * half)) & 0xFFFF_FFFF)
+        ctx.set(csr.bus.w_stb, 1)
+        await ctx.tick()
+    ctx.set(csr.bus.w_stb, 0)
+    await ctx.tick()
+
+
+async def reg_read(ctx, csr, rmap, name):
+    """A 32-bit register read on the register file's bus, as its fields."""
+    reg = rmap[name]
+    ctx.set(csr.bus.addr, reg.addr // 4)
+    ctx.set(csr.bus.r_stb, 1)
+    await ctx.tick()
+    ctx.set(csr.bus.r_stb, 0)
+    return reg.unpack(ctx.get(csr.bus.r_data))
 
 
 def test_completion_writer_places_every_record_and_always_takes_its_statuses(seed):
@@ -26,25 +51,13 @@ def test_completion_writer_places_every_record_and_always_takes_its_statuses(see
     rmap = regmap(cfg)
     m = Module()
     m.submodules.csr = csr = RegisterFile(cfg)
-    cqs = [CqRegs(csr, cfg, j) for j in range(cfg.num_cqs)]
-    m.submodules.w = w = CplWriter(cfg, cqs)
+    m.submodules.w = w = CplWriter(cfg, {name: csr.add_table(name) for name in ("CQ", "CQ_DB")})
     log_sizes = {0: 2, 1: 3}
     bases = {0: 0x10000, 1: 0x20000}
     per_cq = 40
     memory = {}                    # address -> 16-byte record
     landed = {0: [], 1: []}        # records by ring, in the order their writes came
     waited = []
-
-    async def reg_write(ctx, name, value):
-        reg = rmap[name]
-        for half in range(reg.dwords):
-            ctx.set(csr.bus.addr, reg.addr // 4 + half)
-            ctx.set(csr.bus.w_be, 0xF)
-            ctx.set(csr.bus.w_data, (value >> (32 * half)) & 0xFFFF_FFFF)
-            ctx.set(csr.bus.w_stb, 1)
-            await ctx.tick()
-        ctx.set(csr.bus.w_stb, 0)
-        await ctx.tick()
 
     async def engine(ctx):
         """The DMA write engine: requests and data with random stalls, statuses later, in order."""
@@ -108,9 +121,9 @@ def test_completion_writer_places_every_record_and_always_takes_its_statuses(see
 
     async def main(ctx):
         for j in (0, 1):
-            await reg_write(ctx, f"CQ{j}_BASE", bases[j])
+            await reg_write(ctx, csr, rmap, f"CQ{j}_BASE", bases[j])
             ctrl = rmap[f"CQ{j}_CTRL"].pack(ENABLE=1, LOG_SIZE=log_sizes[j], MOD_COUNT=1)
-            await reg_write(ctx, f"CQ{j}_CTRL", ctrl)
+            await reg_write(ctx, csr, rmap, f"CQ{j}_CTRL", ctrl)
         ctx.set(w.i_tx.valid, 0)
         ctx.set(w.i_rx.valid, 0)
         ctx.set(w.now, 0)
@@ -121,7 +134,7 @@ def test_completion_writer_places_every_record_and_always_takes_its_statuses(see
             for j in (0, 1):
                 if len(landed[j]) > consumed[j] and rng.random() < 0.05:
                     consumed[j] = len(landed[j])
-                    await reg_write(ctx, f"CQ{j}_DB", rmap[f"CQ{j}_DB"].pack(CONS=consumed[j] & 0xFFFF))
+                    await reg_write(ctx, csr, rmap, f"CQ{j}_DB", rmap[f"CQ{j}_DB"].pack(CONS=consumed[j] & 0xFFFF))
             if all(len(landed[j]) == 2 * per_cq for j in (0, 1)):
                 return
         raise AssertionError(f"records landed: {[len(landed[j]) for j in (0, 1)]} of {2 * per_cq} each")
@@ -149,3 +162,204 @@ def test_completion_writer_places_every_record_and_always_takes_its_statuses(see
         for kind in (0, 1):
             mine = [rec["index"] for _, rec in landed[j] if rec["kind"] == kind]
             assert mine == [i for i in range(2 * per_cq) if i % 2 == j], f"ring {j}, engine {kind}: {mine}"
+
+
+@pytest.mark.parametrize("width", [64, 256])
+def test_descriptor_queues_hand_out_every_posted_chain(width, seed):
+    """Descriptor rings of every transmit and receive queue, posted in chains
+    of one to three descriptors (some empty, some outside the protection
+    domain, some longer than 64 KiB) with doorbells now and then; the DMA
+    read model stalls requests and data at random and answers late; two
+    engine models take chains at random moments, only from queues whose
+    completion queue has room (which flickers), read them descriptor by
+    descriptor with pauses, and retire their completions late. Each queue's
+    chains come out in order, whole, with their first error, byte count,
+    ring index and completion queue; the protection and zero-length counters
+    see each bad descriptor once; HEAD meets TAIL; and once disabled every
+    queue drains."""
+    rng = random.Random(seed)
+    cfg = NicConfig(data_width=width, num_queues=4, num_cqs=2, desc_cache=8, num_mrs=2)
+    rmap = regmap(cfg)
+    N, WB, LOG, SIZE = cfg.num_queues, cfg.beat_bytes, 3, 8
+    m = Module()
+    m.submodules.csr = csr = RegisterFile(cfg)
+    tables = {name: csr.add_table(name) for name in ("TXQ", "RXQ", "TXQ_DB", "RXQ_DB")}
+    m.submodules.dq = dq = DescQueues(cfg, tables, [MrRegs(csr, cfg, k) for k in range(cfg.num_mrs)])
+    region = (0x100000, 0x100000)
+    rings = [bytearray(SIZE * DESC_BYTES) for _ in range(2 * N)]
+    ring_base = [0x10000 + q * 0x1000 for q in range(2 * N)]
+    posted = [[] for _ in range(2 * N)]      # chains posted, not yet taken: (ring index, [(addr, len, flags)])
+    tail = [0] * (2 * N)
+    head = [0] * (2 * N)                     # descriptors taken by the engine models
+    retiring = []                            # (due cycle, queue)
+    expect = {"prot": 0, "zero": 0}
+    seen = {"prot": 0, "zero": 0}
+    chains_out = [0]
+    now = [0]
+
+    def name(q):
+        return f"{'RX' if q >= N else 'TX'}Q{q % N}"
+
+    def code(addr, length):
+        if length == 0:
+            return QueueStatus.ZERO_LENGTH
+        inside = region[0] <= addr and addr + length <= region[0] + region[1]
+        return QueueStatus.OK if inside else QueueStatus.PROTECTION
+
+    async def dma(ctx):
+        req, dat = dq.dma.req, dq.dma.data
+        owed, cur, pos, offering = [], None, 0, False
+        cycle = 0
+        while True:
+            cycle += 1
+            ctx.set(req.ready, int(rng.random() < 0.6))
+            if cur is None and owed and owed[0][0] <= cycle:
+                cur, pos = owed.pop(0)[1], 0
+            offering = cur is not None and (offering or rng.random() < 0.7)
+            nb = min(WB, len(cur) - pos) if cur is not None else 0
+            ctx.set(dat.valid, int(offering))
+            if offering:
+                ctx.set(dat.payload.data, int.from_bytes(cur[pos:pos + nb], "little"))
+                ctx.set(dat.payload.nbytes, nb)
+                ctx.set(dat.payload.last, int(pos + nb == len(cur)))
+                ctx.set(dat.payload.status, 0)
+            _, _, rv, rr, rp, dv, dr = await ctx.tick().sample(req.valid, req.ready, req.payload, dat.valid, dat.ready)
+            if rv and rr:
+                q = (rp.addr - 0x10000) // 0x1000
+                off = rp.addr - ring_base[q]
+                assert 0 <= q < 2 * N and off % DESC_BYTES == 0 and 0 < rp.len and off + rp.len <= SIZE * DESC_BYTES, \
+                    f"fetch of {rp.len} bytes at {rp.addr:#x} is not inside one ring"
+                assert not rp.more
+                owed.append((cycle + rng.randint(2, 40), bytes(rings[q][off:off + rp.len])))
+            if dv and dr:
+                pos += nb
+                offering = False
+                if pos == len(cur):
+                    cur = None
+
+    async def engine(ctx, side):
+        port = dq.rx if side else dq.tx
+        while True:
+            for s in (port.pop, port.claim, port.hold, port.idx):
+                ctx.set(s, 0)
+            await ctx.tick()
+            if rng.random() < 0.3:
+                continue
+            cands = [i for i in range(N) if (ctx.get(port.ready) & ctx.get(port.room)) >> i & 1]
+            if not cands:
+                continue
+            i = rng.choice(cands)
+            q = side * N + i
+            ctx.set(port.sel, i)
+            assert posted[q], f"{name(q)}: a chain is offered that was never posted"
+            first, chain = posted[q][0]
+            n = ctx.get(port.len)
+            assert n == len(chain), f"{name(q)} chain at {first}: {n} descriptors, posted {len(chain)}"
+            codes = [code(a, n_) for a, n_, _ in chain]
+            err = next((c for c in codes if c != QueueStatus.OK), QueueStatus.OK)
+            total = sum(n_ for _, n_, _ in chain)
+            assert ctx.get(port.err) == err, f"{name(q)} chain at {first}: error {ctx.get(port.err)}, expected {err}"
+            assert ctx.get(port.bytes) == min(total, 0xFFFF), f"{name(q)}: {ctx.get(port.bytes)} bytes of {total}"
+            assert ctx.get(port.head) == first & 0xFFFF and ctx.get(port.cq) == q % 2
+            for k, (a, n_, f) in enumerate(chain):
+                ctx.set(port.idx, k)
+                ctx.set(port.hold, int(k > 0))
+                d = ctx.get(port.desc)
+                assert (d.addr, d.len, d.flags) == (a, n_, f), f"{name(q)} chain at {first}, descriptor {k}"
+                ctx.set(port.claim, int(k == 0))
+                ctx.set(port.pop, int(k == n - 1))
+                await ctx.tick()
+                ctx.set(port.claim, 0)
+                ctx.set(port.pop, 0)
+                while rng.random() < 0.3:       # the engine pauses inside the chain
+                    await ctx.tick()
+            posted[q].pop(0)
+            head[q] += n
+            chains_out[0] += 1
+            retiring.append((now[0] + rng.randint(1, 30), q))
+
+    async def retire_and_room(ctx):
+        while True:
+            now[0] += 1
+            due = [r for r in retiring if r[0] <= now[0]][:len(dq.retire)]
+            for r in due:
+                retiring.remove(r)
+            for k, port in enumerate(dq.retire):
+                ctx.set(port.en, int(k < len(due)))
+                ctx.set(port.q, due[k][1] if k < len(due) else 0)
+            ctx.set(dq.claim.room, 0b11 if rng.random() < 0.7 else rng.randrange(4))
+            ctx.set(dq.claim.room2, 0b11)
+            _, _, prot, zero = await ctx.tick().sample(dq.prot, dq.zero)
+            seen["prot"] += prot
+            seen["zero"] += zero
+
+    async def host(ctx):
+        await reg_write(ctx, csr, rmap, "MR0_BASE", region[0])
+        await reg_write(ctx, csr, rmap, "MR0_LEN", region[1])
+        await reg_write(ctx, csr, rmap, "MR0_CTRL", rmap["MR0_CTRL"].pack(ENABLE=1, READ=1, WRITE=1, PD=0))
+        for q in range(2 * N):
+            await reg_write(ctx, csr, rmap, f"{name(q)}_BASE", ring_base[q])
+            await reg_write(ctx, csr, rmap, f"{name(q)}_CTRL",
+                            rmap[f"{name(q)}_CTRL"].pack(ENABLE=1, LOG_SIZE=LOG, CQ=q % 2, PD=0))
+        posts = 0
+        for step in range(100_000):
+            if posts == 300:
+                break
+            q = rng.randrange(2 * N)
+            k = rng.choice((1, 1, 2, 3))
+            if tail[q] + k - head[q] <= SIZE:
+                chain = []
+                for j in range(k):
+                    roll = rng.random()
+                    length = 0 if roll < 0.04 else 70000 if roll < 0.07 else rng.randint(1, 3000)
+                    addr = 0x900000 if rng.random() < 0.04 else region[0] + rng.randrange(0, 0x80000)
+                    flags = DescFlags.MORE if j < k - 1 else 0
+                    chain.append((addr, length, int(flags)))
+                    c = code(addr, length)
+                    expect["prot"] += c == QueueStatus.PROTECTION
+                    expect["zero"] += c == QueueStatus.ZERO_LENGTH
+                    slot = (tail[q] + j) % SIZE
+                    rings[q][slot * DESC_BYTES:(slot + 1) * DESC_BYTES] = pack(Descriptor, addr=addr, len=length,
+                                                                               flags=flags)
+                posted[q].append((tail[q], chain))
+                tail[q] += k
+                posts += 1
+                if rng.random() < 0.6:
+                    await reg_write(ctx, csr, rmap, f"{name(q)}_DB", tail[q] & 0xFFFF)
+            for q2 in range(2 * N):     # a full ring is rung, so that it drains
+                if tail[q2] - head[q2] == SIZE:
+                    await reg_write(ctx, csr, rmap, f"{name(q2)}_DB", tail[q2] & 0xFFFF)
+            for _ in range(rng.randint(0, 6)):
+                await ctx.tick()
+        assert posts == 300, f"rings stayed full: {posts} chains posted (seed {seed})"
+        for q in range(2 * N):
+            await reg_write(ctx, csr, rmap, f"{name(q)}_DB", tail[q] & 0xFFFF)
+        for _ in range(20_000):
+            if not any(posted):
+                break
+            await ctx.tick()
+        left = {name(q): len(posted[q]) for q in range(2 * N) if posted[q]}
+        assert not left, f"chains never handed out: {left} (seed {seed})"
+        for q in range(2 * N):
+            st = await reg_read(ctx, csr, rmap, f"{name(q)}_STATE")
+            assert st == {"HEAD": tail[q] & 0xFFFF, "TAIL": tail[q] & 0xFFFF}, f"{name(q)}: {st}"
+        assert seen == expect, f"counter pulses {seen}, bad descriptors posted {expect}"
+        for q in range(2 * N):
+            await reg_write(ctx, csr, rmap, f"{name(q)}_CTRL", rmap[f"{name(q)}_CTRL"].pack(ENABLE=0, LOG_SIZE=LOG))
+        for _ in range(100):
+            await ctx.tick()
+        for q in range(2 * N):
+            e = await reg_read(ctx, csr, rmap, f"{name(q)}_ERROR")
+            assert e == {"CODE": 0, "ACTIVE": 0, "DRAINING": 0}, f"{name(q)} after disable: {e}"
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(dma, background=True)
+    for side in (0, 1):
+        async def run_engine(ctx, side=side):
+            await engine(ctx, side)
+        sim.add_testbench(run_engine, background=True)
+    sim.add_testbench(retire_and_room, background=True)
+    sim.add_testbench(host)
+    sim.run()
+    assert chains_out[0] == 300

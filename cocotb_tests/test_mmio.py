@@ -100,6 +100,13 @@ def _safe_dw(dw):
     return hit is None or hit[0].name not in _VOLATILE
 
 
+def _no_side_effect(dw):
+    """Writing the DWORD changes nothing but a register: no queue's or
+    completion queue's CTRL (it would start it), no doorbell."""
+    hit = REGMAP.at_dword(dw)
+    return hit is None or not (hit[0].block and (hit[0].name.endswith("_CTRL") or hit[0].access == "wo"))
+
+
 @cocotb.test()
 async def identity_and_build_registers_match_the_configuration(dut):
     tb = NicTestbench(dut)
@@ -153,16 +160,26 @@ async def random_mmio_traffic_matches_the_register_model(dut):
     model = RegFileModel(tb.config)
     t = tb.transport
     span = 0x300
-    for i in range(400):
+    # Per-queue registers are served by the queue subsystem's register tables
+    # (block RAM): the same rules, entries at random, holes included.
+    tables = [REGMAP.block(n) for n in ("TXQ", "RXQ", "CQ")]
+    for i in range(600):
         size = rng.choice((1, 2, 4, 8))
-        if rng.random() < 0.1:
-            addr = rng.choice((0x1000, 0x8000, tb.config.bar0_size - 16)) + rng.randrange(4)
+        roll = rng.random()
+        if roll < 0.1:
+            addr = rng.choice((0x3000, 0xF000, tb.config.bar0_size - 16, REGMAP["TXQ1_DB"].addr + 8,
+                               REGMAP["CQ0_DB"].addr + 0x100)) + rng.randrange(4)
+        elif roll < 0.45:
+            b = rng.choice(tables)
+            addr = b.base + rng.randrange(b.count) * b.stride + rng.randrange(b.stride - size + 1)
         else:
             addr = rng.randrange(span - size)
         dws = range(addr // 4, (addr + size - 1) // 4 + 1)
         if not all(_safe_dw(d) for d in dws):
             continue
         if rng.random() < 0.5:
+            if not all(_no_side_effect(d) for d in dws):
+                continue
             data = bytes(rng.randrange(256) for _ in range(size))
             await t.mmio_write(addr, data)
             model.write(addr, data)
@@ -234,6 +251,12 @@ async def soft_reset_restores_defaults_and_clears_counters(dut):
     await nic.write("SCRATCH", 0xDEAD_BEEF)
     await nic.write("SCRATCH64", 0x0123_4567_89AB_CDEF)
     await nic.write("DMA_CPL_TIMEOUT", 1234)
+    # Registers in the queue subsystem's tables return to their reset values too.
+    table_regs = {"TXQ0_BASE": 0x1234_5678_9ABC_DEF0, "RXQ3_BASE": 0x55AA, "CQ1_MOD_TIME": 77,
+                  "RXQ1_CTRL": REGMAP["RXQ1_CTRL"].pack(LOG_SIZE=5, CQ=3)}
+    for name, value in table_regs.items():
+        await nic.write(name, value)
+        assert await nic.read(name) == value, name
     await tb.transport.mmio_read(0xF000, 4)     # count an unmapped read
     assert await nic.read("ERR_MMIO_UNMAPPED_RD") == 1
     await nic.soft_reset()
@@ -241,6 +264,8 @@ async def soft_reset_restores_defaults_and_clears_counters(dut):
     assert await nic.read("SCRATCH64") == 0
     assert (await nic.read_fields("CONTROL"))["IRQ_ENABLE"] == 1, "the driver restores its interrupt enable"
     assert await nic.read("DMA_CPL_TIMEOUT") == tb.config.cpl_timeout
+    for name in table_regs:
+        assert await nic.read(name) == 0, f"{name} kept its value through the soft reset"
     assert await nic.read("ERR_MMIO_UNMAPPED_RD") == 0
     assert await nic.read("MAGIC") == const_values(tb.config)["MAGIC"]
     # COUNTER_CLEAR alone clears counters and keeps registers.

@@ -109,10 +109,10 @@ class NicConfig:
             raise ConfigError(f"msi_vectors must be 1, 2, 4, 8, 16 or 32, not {self.msi_vectors}")
         if not (16 <= self.cpl_timeout < 1 << 24):
             raise ConfigError(f"cpl_timeout must be from 16 to 2**24-1 cycles, not {self.cpl_timeout}")
-        if not _is_pow2(self.num_queues) or not (2 <= self.num_queues <= 64):
-            raise ConfigError(f"num_queues must be a power of two from 2 to 64, not {self.num_queues}")
-        if not (1 <= self.num_cqs <= 128):
-            raise ConfigError(f"num_cqs must be from 1 to 128, not {self.num_cqs}")
+        if not _is_pow2(self.num_queues) or not (2 <= self.num_queues <= 256):
+            raise ConfigError(f"num_queues must be a power of two from 2 to 256, not {self.num_queues}")
+        if not (1 <= self.num_cqs <= 256):
+            raise ConfigError(f"num_cqs must be from 1 to 256, not {self.num_cqs}")
         if not _is_pow2(self.desc_cache) or not (2 <= self.desc_cache <= 64):
             raise ConfigError(f"desc_cache must be a power of two from 2 to 64, not {self.desc_cache}")
         if not (1 <= self.num_mrs <= 64):

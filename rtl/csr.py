@@ -1,12 +1,24 @@
-"""BAR0 register file, generated from :data:`rtl.regmap.REGMAP`."""
+"""BAR0 register file, generated from :data:`rtl.regmap.REGMAP`, and the
+register tables that serve its register blocks.
+
+The register file holds the registers of the fixed map in flip-flops. A
+register block (per-queue registers, doorbell pages) is served by a
+:class:`RegisterTable` that its owner asks for (``add_table``) while it is
+built: the table keeps the block's ``rw`` registers in memories, one entry per
+queue, takes its ``ro`` registers from the owner for the entry being read, and
+hands ``wo`` writes to the owner with the entry's number. The register file
+decodes only which table an address falls in.
+"""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .regmap import UNMAPPED_READ_VALUE, const_values, regmap, reset_values
 
-__all__ = ["CsrBus", "StrobeSignature", "RegisterFile", "port_name", "pack_fields", "get_field"]
+__all__ = ["CsrBus", "CsrWindow", "StrobeSignature", "RegisterFile", "RegisterTable", "port_name", "pack_fields",
+           "get_field"]
 
 
 def pack_fields(reg, **values):
@@ -52,6 +64,132 @@ class CsrBus(wiring.Signature):
         })
 
 
+class CsrWindow(wiring.Signature):
+    """The register file's bus into one register table, register-file side.
+
+    entry, offset  the entry addressed and the DWORD within it
+    r_stb, w_stb, w_be, w_data  as on :class:`CsrBus`; ``r_data`` on the next cycle
+    bad            In(1), same cycle: no register at ``offset``, or (writes) not a writable one
+    """
+
+    def __init__(self, entry_bits, offset_bits):
+        super().__init__({
+            "entry": Out(max(1, entry_bits)), "offset": Out(max(1, offset_bits)),
+            "r_stb": Out(1), "w_stb": Out(1), "w_be": Out(4), "w_data": Out(32),
+            "r_data": In(32), "bad": In(1),
+        })
+
+
+def _bits(n):
+    return max(1, (n - 1).bit_length())
+
+
+class TableWrite(wiring.Signature):
+    """A write to an entry's register: ``stb`` (one cycle), the ``entry``, the
+    DWORD (``half``) and its byte enables and bytes."""
+
+    def __init__(self, entries):
+        super().__init__({"stb": Out(1), "entry": Out(_bits(entries)), "half": Out(1), "be": Out(4),
+                          "data": Out(32)})
+
+
+class RegisterTable(wiring.Component):
+    """Serves a :class:`~rtl.regmap.RegisterBlock` through the register file's window.
+
+    ``rw`` registers live in one memory each (``count`` entries; a read port for
+    the owner comes from :meth:`read_port`); every write to one is also shown
+    on ``wr_<name>`` so the owner can act on it. ``ro`` registers are inputs
+    ``ro_<name>``: the owner drives them with the value of entry ``r_entry``
+    (the entry being read, this cycle). ``wo`` registers are ``wo_<name>``
+    strobes, one cycle after the write, with the entry and the written bytes
+    (others zero). ``clear`` held for ``count`` cycles returns every ``rw``
+    register of every entry to its reset value.
+    """
+
+    def __init__(self, block):
+        self.block = block
+        self._ob = _bits(block.stride // 4)
+        members = {"win": In(CsrWindow(_bits(block.count), self._ob)), "clear": In(1),
+                   "r_entry": Out(_bits(block.count))}
+        self._mems = {}
+        for r in block.registers:
+            n = port_name(r)
+            if r.access == "rw":
+                members[f"wr_{n}"] = Out(TableWrite(block.count))
+                self._mems[r.name] = Memory(shape=r.width, depth=block.count, init=[r.reset] * block.count)
+            elif r.access == "ro":
+                members[f"ro_{n}"] = In(r.width)
+            elif r.access == "wo":
+                members[f"wo_{n}"] = Out(data.StructLayout({"stb": 1, "entry": _bits(block.count), "data": r.width}))
+            else:
+                raise ValueError(f"block {block.name}: register {r.name} of kind {r.access} cannot be in a table")
+        super().__init__(members)
+
+    def read_port(self, name, domain="sync"):
+        """A read port on ``rw`` register ``name``'s memory for the owner (before elaboration)."""
+        return self._mems[name].read_port(domain=domain)
+
+    def elaborate(self, platform):
+        m = Module()
+        b, w = self.block, self.win
+        m.d.comb += self.r_entry.eq(w.entry)
+        hit_r, hit_w = [], []
+        r_sel = Signal(len(b.registers) + 1)    # one-hot, registered: whose DWORD the read returns
+        r_half = Signal()
+        r_val = []
+        clr_entry = Signal(_bits(b.count) + 1)
+        m.d.sync += clr_entry.eq(Mux(self.clear, clr_entry + 1, 0))
+        be_mask = Cat(*[Mux(w.w_be[k], Const(0xFF, 8), Const(0, 8)) for k in range(4)])
+        for i, r in enumerate(b.registers):
+            n = port_name(r)
+            lo = r.addr // 4
+            at = (w.offset >= lo) & (w.offset < lo + r.dwords)
+            half = (w.offset - lo)[:1] if r.dwords > 1 else Const(0, 1)
+            hit_r.append(at)
+            if r.access in ("rw", "wo"):
+                hit_w.append(at)
+            with m.If(w.r_stb):
+                m.d.sync += [r_sel[i].eq(at)]
+            if r.access == "rw":
+                mem = self._mems[r.name]
+                m.submodules[f"mem_{n}"] = mem
+                wp = mem.write_port(granularity=8)
+                rp = mem.read_port(domain="sync")
+                ev = getattr(self, f"wr_{n}")
+                stb = w.w_stb & at
+                m.d.comb += [ev.stb.eq(stb), ev.entry.eq(w.entry), ev.half.eq(half), ev.be.eq(w.w_be),
+                             ev.data.eq(w.w_data)]
+                with m.If(self.clear):
+                    m.d.comb += [wp.addr.eq(clr_entry), wp.data.eq(r.reset), wp.en.eq(-1)]
+                with m.Else():
+                    m.d.comb += [wp.addr.eq(w.entry), wp.data.eq(Cat(w.w_data, w.w_data) if r.dwords > 1 else w.w_data),
+                                 wp.en.eq(Mux(stb, Cat(w.w_be, Const(0, 4)) << (4 * half) if r.dwords > 1 else w.w_be,
+                                              0))]
+                m.d.comb += [rp.addr.eq(w.entry), rp.en.eq(w.r_stb)]
+                r_val.append(rp.data.word_select(r_half, 32) if r.dwords > 1 else rp.data)
+            elif r.access == "ro":
+                held = Signal(r.width, name=f"ro_{n}_q")
+                with m.If(w.r_stb & at):
+                    m.d.sync += held.eq(getattr(self, f"ro_{n}"))
+                r_val.append(held.word_select(r_half, 32) if r.dwords > 1 else held)
+            else:
+                wo = getattr(self, f"wo_{n}")
+                m.d.sync += wo.stb.eq(w.w_stb & at)
+                with m.If(w.w_stb & at):
+                    written = w.w_data & be_mask
+                    m.d.sync += [wo.entry.eq(w.entry),
+                                 wo.data.eq((written << (32 * half)) if r.dwords > 1 else written)]
+                r_val.append(Const(0, 32))
+            with m.If(w.r_stb & at):
+                m.d.sync += r_half.eq(half)
+        out = Const(0, 32)
+        for i, v in enumerate(r_val):
+            out = out | Mux(r_sel[i], v, 0)
+        m.d.comb += [w.r_data.eq(out),
+                     w.bad.eq(Mux(w.w_stb, ~Cat(*hit_w).any() if hit_w else 1, ~Cat(*hit_r).any()))]
+        return m
+
+
 class StrobeSignature(wiring.Signature):
     """A write-only register as seen by the hardware: ``stb`` is high for one
     cycle after a write, ``data`` holds the written bytes (others zero)."""
@@ -80,8 +218,12 @@ class RegisterFile(wiring.Component):
         self._config = config
         self._regmap = rmap or regmap(config)
         self._addr_width = (config.bar0_size // 4 - 1).bit_length()
+        self._tables = {}
+        self._elaborated = False
         members = {"bus": In(CsrBus(self._addr_width)), "clear": In(1)}
         for reg in self._regmap:
+            if reg.block:
+                continue
             if reg.access == "rw":
                 members[port_name(reg)] = Out(reg.width)
             elif reg.access == "ro":
@@ -92,7 +234,23 @@ class RegisterFile(wiring.Component):
                 members[port_name(reg)] = In(1)
         super().__init__(members)
 
+    def add_table(self, block_name):
+        """The :class:`RegisterTable` serving register block ``block_name``, for
+        the subsystem that owns its entries (before elaboration)."""
+        if self._elaborated:
+            raise RuntimeError(f"register table {block_name} requested after the register file was elaborated")
+        if block_name in self._tables:
+            raise ValueError(f"register block {block_name} already has an owner")
+        table = self._tables[block_name] = RegisterTable(self._regmap.block(block_name))
+        return table
+
+    @property
+    def clear_cycles(self):
+        """Cycles ``clear`` must be held so that every table returns to its reset values."""
+        return max([t.block.count + 1 for t in self._tables.values()], default=1)
+
     def elaborate(self, platform):
+        self._elaborated = True
         m = Module()
         bus = self.bus
         consts = const_values(self._config)
@@ -105,6 +263,8 @@ class RegisterFile(wiring.Component):
         # Storage and hardware-side behaviour.
         values = {}
         for reg in self._regmap:
+            if reg.block:
+                continue
             port = getattr(self, port_name(reg), None)
             if reg.access == "const":
                 values[reg.name] = Const(consts[reg.name], reg.width)
@@ -133,13 +293,44 @@ class RegisterFile(wiring.Component):
                 values[reg.name] = count
         m.d.comb += counter_clear.eq(self.counter_clear.stb & self.counter_clear.data[0])
 
+        # Register tables: the address range of each block goes to its table.
+        in_table = []
+        table_rd = []
+        for name, table in self._tables.items():
+            m.submodules[f"table_{name.lower()}"] = table
+            b = table.block
+            base_dw, stride_dw = b.base // 4, b.stride // 4
+            rel = Signal(self._addr_width, name=f"{name.lower()}_rel")
+            m.d.comb += rel.eq(bus.addr - base_dw)
+            inside = Signal(name=f"{name.lower()}_in")
+            m.d.comb += inside.eq((bus.addr >= base_dw) & (bus.addr < base_dw + b.count * stride_dw))
+            w = table.win
+            sh = (stride_dw - 1).bit_length()
+            m.d.comb += [w.entry.eq(rel >> sh), w.offset.eq(rel[:max(1, sh)] if sh else 0),
+                         w.r_stb.eq(bus.r_stb & inside), w.w_stb.eq(bus.w_stb & inside),
+                         w.w_be.eq(bus.w_be), w.w_data.eq(bus.w_data), table.clear.eq(self.clear)]
+            was = Signal(name=f"{name.lower()}_rd")
+            m.d.sync += was.eq(bus.r_stb & inside & ~w.bad)
+            in_table.append(inside)
+            table_rd.append((was, w.r_data))
+            with m.If(bus.r_stb & inside & w.bad):
+                m.d.comb += unmapped_rd.eq(1)
+            with m.If(bus.w_stb & inside & w.bad):
+                m.d.comb += bad_wr.eq(1)
+        any_table = Cat(*in_table).any() if in_table else Const(0)
+
         # Reads: one cycle of latency.
         r_data = Signal(32)
-        m.d.comb += bus.r_data.eq(r_data)
+        from_table = Const(0, 32)
+        for was, d in table_rd:
+            from_table = from_table | Mux(was, d, 0)
+        m.d.comb += bus.r_data.eq(r_data | from_table)
         latches = {}
-        with m.If(bus.r_stb):
+        with m.If(bus.r_stb & ~any_table):
             with m.Switch(bus.addr):
                 for reg in self._regmap:
+                    if reg.block:
+                        continue
                     for half in range(reg.dwords):
                         with m.Case(reg.addr // 4 + half):
                             value = values[reg.name]
@@ -154,12 +345,17 @@ class RegisterFile(wiring.Component):
                 with m.Default():
                     m.d.sync += r_data.eq(UNMAPPED_READ_VALUE)
                     m.d.comb += unmapped_rd.eq(1)
+        with m.Elif(bus.r_stb):
+            # Inside a table: its data, or the unmapped value for a hole.
+            m.d.sync += r_data.eq(Mux(unmapped_rd, UNMAPPED_READ_VALUE, 0))
 
         # Writes: byte enables honoured; read-only and unmapped addresses counted.
         be_mask = Cat(*[Mux(bus.w_be[b], Const(0xFF, 8), Const(0, 8)) for b in range(4)])
-        with m.If(bus.w_stb):
+        with m.If(bus.w_stb & ~any_table):
             with m.Switch(bus.addr):
                 for reg in self._regmap:
+                    if reg.block:
+                        continue
                     for half in range(reg.dwords):
                         with m.Case(reg.addr // 4 + half):
                             if reg.access == "rw":

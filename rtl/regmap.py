@@ -18,18 +18,25 @@ Any byte-enable pattern is honoured on writes. A read of an address that no
 register covers returns :data:`UNMAPPED_READ_VALUE` and counts
 ``ERR_MMIO_UNMAPPED_RD``; a write to such an address, or to a ``const``,
 ``ro`` or ``counter`` register, changes nothing and counts ``ERR_MMIO_BAD_WR``.
+
+Registers repeated per entry (per queue, completion queue or doorbell page)
+form a :class:`RegisterBlock`: one template of registers, ``count`` entries
+``stride`` bytes apart. The register file does not hold them: the subsystem
+that owns the entries serves the block through a window onto its tables
+(block RAM), so a block costs the same logic for 8 entries as for 256. Each
+entry's registers still have names (``TXQ3_CTRL``) for the host.
 """
 
 from dataclasses import dataclass, field
 from amaranth.lib import enum
 
-__all__ = ["Field", "Register", "RegisterMap", "REGMAP", "regmap", "UNMAPPED_READ_VALUE", "VERSION", "MAGIC",
-           "COUNTER_NAMES", "const_values", "reset_values", "DmaStatus"]
+__all__ = ["Field", "Register", "RegisterBlock", "RegisterMap", "REGMAP", "regmap", "UNMAPPED_READ_VALUE", "VERSION",
+           "MAGIC", "COUNTER_NAMES", "const_values", "reset_values", "DmaStatus"]
 
 #: What a read of an unmapped BAR0 address returns.
 UNMAPPED_READ_VALUE = 0xBADC0FFE
 #: Register-map version (major, minor, patch).
-VERSION = (0, 4, 0)
+VERSION = (0, 5, 0)
 #: Content of the MAGIC register: "PTLN".
 MAGIC = 0x50544C4E
 
@@ -70,6 +77,7 @@ class Register:
     reset: int = 0
     doc: str = ""
     fields: tuple = field(default_factory=tuple)
+    block: str = ""     # the RegisterBlock whose window serves it ("": the register file)
 
     def __post_init__(self):
         if self.access not in ACCESS_KINDS:
@@ -108,8 +116,57 @@ class Register:
         return {f.name: (value >> f.offset) & ((1 << f.width) - 1) for f in self.fields}
 
 
+@dataclass(frozen=True)
+class RegisterBlock:
+    """Registers repeated for ``count`` entries, ``stride`` bytes apart from
+    ``base``. ``registers`` is the template: addresses relative to an entry,
+    names without the entry's prefix. Entry ``i``'s register ``R`` is named
+    ``{prefix}{i}_{R}``."""
+    name: str
+    prefix: str
+    base: int
+    stride: int
+    count: int
+    registers: tuple
+
+    def __post_init__(self):
+        if self.stride & (self.stride - 1) or self.stride < 4:
+            raise ValueError(f"block {self.name}: stride {self.stride:#x} is not a power of two")
+        if self.base % self.stride:
+            raise ValueError(f"block {self.name}: base {self.base:#x} is not aligned to its stride")
+        for r in self.registers:
+            if r.addr + r.width // 8 > self.stride:
+                raise ValueError(f"block {self.name}: register {r.name} does not fit in the stride")
+
+    @property
+    def size(self):
+        return self.count * self.stride
+
+    def reg(self, name):
+        for r in self.registers:
+            if r.name == name:
+                return r
+        raise KeyError(f"block {self.name} has no register {name!r}")
+
+    def at_offset(self, dw):
+        """``(template register, half)`` at DWORD ``dw`` of an entry, or ``None``."""
+        for r in self.registers:
+            if r.addr // 4 <= dw < r.addr // 4 + r.dwords:
+                return r, dw - r.addr // 4
+        return None
+
+    def flatten(self):
+        return [Register(f"{self.prefix}{i}_{r.name}", self.base + i * self.stride + r.addr, r.access, r.width,
+                         r.reset, r.doc, r.fields, block=self.name)
+                for i in range(self.count) for r in self.registers]
+
+
 class RegisterMap:
-    def __init__(self, registers):
+    def __init__(self, registers, blocks=()):
+        self.blocks = tuple(blocks)
+        registers = list(registers)
+        for b in self.blocks:
+            registers += b.flatten()
         self.registers = tuple(registers)
         self._by_name = {}
         self._by_dw = {}
@@ -134,6 +191,12 @@ class RegisterMap:
 
     def __contains__(self, name):
         return name in self._by_name
+
+    def block(self, name):
+        for b in self.blocks:
+            if b.name == name:
+                return b
+        raise KeyError(f"no register block named {name!r}")
 
     def at_dword(self, dw_index):
         """``(register, half)`` covering DWORD ``dw_index`` of BAR0, or ``None``."""
@@ -207,7 +270,7 @@ _FIXED = [
     Register("BUILD_MISC", 0x0020, "const",
              fields=(_F("MMIO_MAX_DW", 0, 8), _F("MSI_VECTORS", 8, 8), _F("BAR0_LOG2", 16, 8))),
     Register("BUILD_QUEUES", 0x0024, "const",
-             fields=(_F("NUM_QUEUES", 0, 8), _F("NUM_CQS", 8, 8), _F("DESC_CACHE", 16, 8), _F("NUM_MRS", 24, 8))),
+             fields=(_F("NUM_QUEUES", 0, 9), _F("NUM_CQS", 9, 9), _F("DESC_CACHE", 18, 7), _F("NUM_MRS", 25, 7))),
     Register("BUILD_ETH", 0x0028, "const", fields=(_F("MAX_FRAME", 0, 16),),
              doc="largest frame accepted from the wire, FCS included"),
     # Scratch, control and status.
@@ -250,57 +313,51 @@ _FIXED = [
     Register("DMA_TEST_VECTOR", 0x022C, "rw", fields=(_F("VECTOR", 0, 5),)),
 ]
 
-#: Where the per-queue blocks start, and their stride.
-TXQ_BASE, RXQ_BASE, CQ_BASE, MR_BASE, QUEUE_STRIDE = 0x1000, 0x1800, 0x2000, 0x3000, 0x20
+#: Where the per-queue blocks start (room for 256 entries each), and their stride.
+TXQ_BASE, RXQ_BASE, CQ_BASE, MR_BASE, QUEUE_STRIDE = 0x4000, 0x6000, 0x8000, 0x1000, 0x20
 #: Doorbell pages: one 4 KiB page each, transmit queues, then receive queues,
 #: then completion queues, from DOORBELL_BASE on.
 DOORBELL_BASE, DOORBELL_PAGE = 0x10000, 0x1000
 
 
-def _queue_registers(kind, base, n):
-    regs = []
-    for i in range(n):
-        a = base + i * QUEUE_STRIDE
-        regs += [
-            Register(f"{kind}{i}_BASE", a, "rw", width=64, doc=f"{kind} ring address in host memory"),
-            Register(f"{kind}{i}_CTRL", a + 8, "rw", fields=(
-                _F("ENABLE", 0, 1, "1 starts an incarnation with both indices at 0 once the last one "
-                   "has drained (ERROR.ACTIVE); 0 stops it"),
-                _F("LOG_SIZE", 4, 4, "ring of 2**LOG_SIZE descriptors (1 .. 15)"),
-                _F("CQ", 8, 8, "completion queue"), _F("PD", 16, 4, "protection domain"))),
-            Register(f"{kind}{i}_STATE", a + 12, "ro", fields=(
-                _F("HEAD", 0, 16, "next descriptor the NIC will complete"),
-                _F("TAIL", 16, 16, "producer index from the last doorbell"))),
-            Register(f"{kind}{i}_ERROR", a + 16, "ro", fields=(
-                _F("CODE", 0, 4, "0: running; DmaStatus of a failed descriptor fetch; 15: a chain that cannot "
-                   "end within the ring or the descriptor cache"),
-                _F("ACTIVE", 8, 1, "an incarnation is running (LOG_SIZE, CQ and PD were taken when it started)"),
-                _F("DRAINING", 9, 1, "fetches, chains or completions of a stopped incarnation are in flight"))),
-        ]
-    return regs
+def _queue_block(kind, base, n):
+    return RegisterBlock(kind, kind, base, QUEUE_STRIDE, n, (
+        Register("BASE", 0, "rw", width=64, doc=f"{kind} ring address in host memory"),
+        Register("CTRL", 8, "rw", fields=(
+            _F("ENABLE", 0, 1, "1 starts an incarnation with both indices at 0 once the last one "
+               "has drained (ERROR.ACTIVE); 0 stops it"),
+            _F("LOG_SIZE", 4, 4, "ring of 2**LOG_SIZE descriptors (1 .. 15), taken when the incarnation starts"),
+            _F("CQ", 8, 8, "completion queue, taken when the incarnation starts"),
+            _F("PD", 16, 4, "protection domain, taken when the incarnation starts"))),
+        Register("STATE", 12, "ro", fields=(
+            _F("HEAD", 0, 16, "next descriptor the NIC will complete"),
+            _F("TAIL", 16, 16, "producer index from the last doorbell"))),
+        Register("ERROR", 16, "ro", fields=(
+            _F("CODE", 0, 4, "0: running; DmaStatus of a failed descriptor fetch; 15: a chain that cannot "
+               "end within the ring or the descriptor cache"),
+            _F("ACTIVE", 8, 1, "an incarnation is running (LOG_SIZE, CQ and PD were taken when it started)"),
+            _F("DRAINING", 9, 1, "fetches, chains or completions of a stopped incarnation are in flight"))),
+    ))
 
 
-def _cq_registers(n):
-    regs = []
-    for j in range(n):
-        a = CQ_BASE + j * QUEUE_STRIDE
-        regs += [
-            Register(f"CQ{j}_BASE", a, "rw", width=64, doc="completion ring address in host memory"),
-            Register(f"CQ{j}_CTRL", a + 8, "rw", fields=(
-                _F("ENABLE", 0, 1, "1 starts an incarnation with both indices at 0 once the last one "
-                   "has drained (STATUS.ACTIVE); 0 stops it"),
-                _F("LOG_SIZE", 4, 4, "ring of 2**LOG_SIZE completions (1 .. 15)"),
-                _F("VECTOR", 8, 5, "MSI vector"),
-                _F("MOD_COUNT", 16, 16, "interrupt once this many completions are unconsumed (0: 1)"))),
-            Register(f"CQ{j}_MOD_TIME", a + 12, "rw",
-                     doc="or once a completion has waited this many cycles (0: no timer)"),
-            Register(f"CQ{j}_STATE", a + 16, "ro", fields=(
-                _F("PROD", 0, 16, "completions written"), _F("CONS", 16, 16, "consumer index from the doorbell"))),
-            Register(f"CQ{j}_STATUS", a + 20, "ro", fields=(
-                _F("ARMED", 0, 1), _F("ACTIVE", 1, 1, "an incarnation is running"),
-                _F("DRAINING", 2, 1, "completions promised to a stopped incarnation are still in flight"))),
-        ]
-    return regs
+def _cq_block(n):
+    return RegisterBlock("CQ", "CQ", CQ_BASE, QUEUE_STRIDE, n, (
+        Register("BASE", 0, "rw", width=64, doc="completion ring address in host memory"),
+        Register("CTRL", 8, "rw", fields=(
+            _F("ENABLE", 0, 1, "1 starts an incarnation with both indices at 0 once the last one "
+               "has drained (STATUS.ACTIVE); 0 stops it"),
+            _F("LOG_SIZE", 4, 4, "ring of 2**LOG_SIZE completions (1 .. 15)"),
+            _F("VECTOR", 8, 5, "MSI vector"),
+            _F("MOD_COUNT", 16, 16, "interrupt once this many completions are unconsumed (0: 1)"))),
+        Register("MOD_TIME", 12, "rw",
+                 doc="or once a completion has waited this many cycles (0: no timer); CTRL and MOD_TIME are "
+                     "taken when the incarnation starts"),
+        Register("STATE", 16, "ro", fields=(
+            _F("PROD", 0, 16, "completions written"), _F("CONS", 16, 16, "consumer index from the doorbell"))),
+        Register("STATUS", 20, "ro", fields=(
+            _F("ARMED", 0, 1), _F("ACTIVE", 1, 1, "an incarnation is running"),
+            _F("DRAINING", 2, 1, "completions promised to a stopped incarnation are still in flight"))),
+    ))
 
 
 def _mr_registers(n):
@@ -317,22 +374,17 @@ def _mr_registers(n):
     return regs
 
 
-def _doorbells(nq, ncq):
-    regs = []
-    page = 0
-    for kind, n in (("TXQ", nq), ("RXQ", nq)):
-        for i in range(n):
-            regs.append(Register(f"{kind}{i}_DB", DOORBELL_BASE + page * DOORBELL_PAGE, "wo",
-                                 fields=(_F("TAIL", 0, 16, "new producer index"),),
-                                 doc="doorbell, alone in its 4 KiB page (map it into one process)"))
-            page += 1
-    for j in range(ncq):
-        regs.append(Register(f"CQ{j}_DB", DOORBELL_BASE + page * DOORBELL_PAGE, "wo",
-                             fields=(_F("CONS", 0, 16, "new consumer index"),
-                                     _F("ARM", 31, 1, "interrupt when the moderation rule is next met")),
-                             doc="doorbell, alone in its 4 KiB page"))
-        page += 1
-    return regs
+def _doorbell_blocks(nq, ncq):
+    """One 4 KiB page per doorbell (map it into one process): transmit queues,
+    then receive queues, then completion queues."""
+    q_db = Register("DB", 0, "wo", fields=(_F("TAIL", 0, 16, "new producer index"),),
+                    doc="doorbell, alone in its 4 KiB page")
+    cq_db = Register("DB", 0, "wo", fields=(_F("CONS", 0, 16, "new consumer index"),
+                                            _F("ARM", 31, 1, "interrupt when the moderation rule is next met")),
+                     doc="doorbell, alone in its 4 KiB page")
+    return [RegisterBlock("TXQ_DB", "TXQ", DOORBELL_BASE, DOORBELL_PAGE, nq, (q_db,)),
+            RegisterBlock("RXQ_DB", "RXQ", DOORBELL_BASE + nq * DOORBELL_PAGE, DOORBELL_PAGE, nq, (q_db,)),
+            RegisterBlock("CQ_DB", "CQ", DOORBELL_BASE + 2 * nq * DOORBELL_PAGE, DOORBELL_PAGE, ncq, (cq_db,))]
 
 
 _MAPS = {}
@@ -342,10 +394,9 @@ def regmap(config):
     """The register map of a build with ``config`` (cached)."""
     key = (config.num_queues, config.num_cqs, config.num_mrs)
     if key not in _MAPS:
-        _MAPS[key] = RegisterMap(_FIXED + _queue_registers("TXQ", TXQ_BASE, config.num_queues)
-                                 + _queue_registers("RXQ", RXQ_BASE, config.num_queues)
-                                 + _cq_registers(config.num_cqs) + _mr_registers(config.num_mrs)
-                                 + _doorbells(config.num_queues, config.num_cqs))
+        blocks = [_queue_block("TXQ", TXQ_BASE, config.num_queues), _queue_block("RXQ", RXQ_BASE, config.num_queues),
+                  _cq_block(config.num_cqs)] + _doorbell_blocks(config.num_queues, config.num_cqs)
+        _MAPS[key] = RegisterMap(_FIXED + _mr_registers(config.num_mrs), blocks)
     return _MAPS[key]
 
 

@@ -23,7 +23,8 @@ from .streams import bytes_layout
 
 __all__ = ["PtlNic", "SOFT_RESET_CYCLES"]
 
-#: Cycles the core is held in reset after a soft reset has drained the link.
+#: Cycles the core is held in reset after a soft reset has drained the link, at
+#: least (the register tables take one cycle per entry to clear).
 SOFT_RESET_CYCLES = 8
 
 
@@ -119,7 +120,9 @@ class PtlNic(wiring.Component):
 
         # Soft reset: stop issuing, let the link and outstanding reads drain, then reset.
         hold = Signal()
-        rst_count = Signal(range(SOFT_RESET_CYCLES + 1))
+        # Long enough for the register tables to return every entry to its reset value.
+        rst_cycles = max(SOFT_RESET_CYCLES, csr.clear_cycles)
+        rst_count = Signal(range(rst_cycles + 1))
         with m.FSM(name="soft_reset"):
             with m.State("Run"):
                 with m.If(csr.soft_reset.stb & csr.soft_reset.data[0]):
@@ -127,7 +130,7 @@ class PtlNic(wiring.Component):
             with m.State("Drain"):
                 m.d.comb += hold.eq(1)
                 with m.If(pcie.drained):
-                    m.d.sync += rst_count.eq(SOFT_RESET_CYCLES)
+                    m.d.sync += rst_count.eq(rst_cycles)
                     m.next = "Reset"
             with m.State("Reset"):
                 m.d.comb += [hold.eq(1), core_rst.eq(1)]

@@ -1,5 +1,5 @@
-"""Views of the queue registers, the protection check and the completion request
-that the queue engines share."""
+"""Views of the memory-region registers, the protection check and the
+completion request that the queue engines share."""
 
 from amaranth.hdl import Cat, Const, Signal, unsigned
 from amaranth.lib import data
@@ -7,48 +7,10 @@ from amaranth.lib import data
 from ..csr import get_field
 from ..regmap import regmap
 
-__all__ = ["QueueRegs", "CqRegs", "MrRegs", "cpl_req_layout", "protection_ok", "ERROR_CHAIN_TOO_LONG"]
+__all__ = ["MrRegs", "cpl_req_layout", "protection_ok", "ERROR_CHAIN_TOO_LONG"]
 
 #: Queue ERROR code for a chain longer than the descriptor cache.
 ERROR_CHAIN_TOO_LONG = 15
-
-
-class QueueRegs:
-    """One transmit or receive queue's registers, as signals of the register file."""
-
-    def __init__(self, csr, config, kind, i):
-        r = regmap(config)
-        p = f"{kind.lower()}q{i}"
-        ctrl = getattr(csr, f"{p}_ctrl")
-        c = r[f"{kind}Q{i}_CTRL"]
-        self.base = getattr(csr, f"{p}_base")
-        self.enable = get_field(ctrl, c, "ENABLE")
-        self.log_size = get_field(ctrl, c, "LOG_SIZE")
-        self.cq = get_field(ctrl, c, "CQ")
-        self.pd = get_field(ctrl, c, "PD")
-        self.db = getattr(csr, f"{p}_db")              # strobe: stb, data
-        self.db_tail = get_field(self.db.data, r[f"{kind}Q{i}_DB"], "TAIL")
-        self.state = getattr(csr, f"{p}_state")        # ro input
-        self.error = getattr(csr, f"{p}_error")        # ro input
-
-
-class CqRegs:
-    def __init__(self, csr, config, j):
-        r = regmap(config)
-        p = f"cq{j}"
-        ctrl = getattr(csr, f"{p}_ctrl")
-        c = r[f"CQ{j}_CTRL"]
-        self.base = getattr(csr, f"{p}_base")
-        self.enable = get_field(ctrl, c, "ENABLE")
-        self.log_size = get_field(ctrl, c, "LOG_SIZE")
-        self.vector = get_field(ctrl, c, "VECTOR")
-        self.mod_count = get_field(ctrl, c, "MOD_COUNT")
-        self.mod_time = getattr(csr, f"{p}_mod_time")
-        self.db = getattr(csr, f"{p}_db")
-        self.db_cons = get_field(self.db.data, r[f"CQ{j}_DB"], "CONS")
-        self.db_arm = get_field(self.db.data, r[f"CQ{j}_DB"], "ARM")
-        self.state = getattr(csr, f"{p}_state")
-        self.status = getattr(csr, f"{p}_status")
 
 
 class MrRegs:

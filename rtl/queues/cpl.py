@@ -23,6 +23,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..csr import get_field
 from ..dma.mux import DmaWriteClient
 from .common import cpl_req_layout
 from .desc import RETIRE_PORTS, CqClaimSignature, RetireSignature
@@ -46,9 +47,16 @@ class CplWriter(wiring.Component):
     dropped, irqs, db_ignored  Out(1): counter pulses
     """
 
-    def __init__(self, config, cqs):
+    def __init__(self, config, tables):
+        """``tables``: the register tables of the completion queues and of
+        their doorbell pages (``CQ``, ``CQ_DB``)."""
         self._config = config
-        self._cqs = cqs
+        self._tables = tables
+        # The ring base is read for each record; the control words when an
+        # incarnation starts.
+        self._base_rd = tables["CQ"].read_port("BASE", domain="comb")
+        self._ctrl_rd = tables["CQ"].read_port("CTRL", domain="comb")
+        self._time_rd = tables["CQ"].read_port("MOD_TIME", domain="comb")
         super().__init__({
             "i_tx": In(stream.Signature(cpl_req_layout())),
             "i_rx": In(stream.Signature(cpl_req_layout())),
@@ -64,7 +72,8 @@ class CplWriter(wiring.Component):
         m = Module()
         cfg = self._config
         C, W, WB = cfg.num_cqs, cfg.data_width, cfg.beat_bytes
-        cqs = self._cqs
+        tab, dbs = self._tables["CQ"], self._tables["CQ_DB"].wo_db
+        ctrl_reg, db_reg = tab.block.reg("CTRL"), self._tables["CQ_DB"].block.reg("DB")
         CB = max(1, (C - 1).bit_length())
         N = cfg.num_queues
         QB = (2 * N - 1).bit_length()
@@ -77,6 +86,14 @@ class CplWriter(wiring.Component):
         cons = [Signal(16, name=f"cons{j}") for j in range(C)]
         armed = [Signal(name=f"armed{j}") for j in range(C)]
         timer = [Signal(32, name=f"timer{j}") for j in range(C)]
+        want = [Signal(name=f"cq_want{j}") for j in range(C)]          # CTRL.ENABLE as last written
+        l_vector = [Signal(5, name=f"cq_vector{j}") for j in range(C)]  # taken when the incarnation starts
+        l_count = [Signal(16, name=f"cq_mod_count{j}") for j in range(C)]
+        l_time = [Signal(32, name=f"cq_mod_time{j}") for j in range(C)]
+        ev = tab.wr_ctrl
+        for jj in range(C):
+            with m.If(ev.stb & (ev.entry == jj) & ev.be[0]):
+                m.d.sync += want[jj].eq(ev.data[0])
         sizes = [(Const(1, 17) << l_log[j])[:17] for j in range(C)]
 
         # --------------------------------------------------------- write records
@@ -108,7 +125,8 @@ class CplWriter(wiring.Component):
         take = Signal()              # the record ``r`` leaves its stream
         slot = Signal()              # ... and takes the next slot of its ring
         req = self.dma.req
-        addr_j = Array([cq.base for cq in cqs])[j] + ((p_j & (size_j - 1)) << 4)
+        m.d.comb += self._base_rd.addr.eq(j)
+        addr_j = self._base_rd.data + ((p_j & (size_j - 1)) << 4)
         m.d.comb += [rec.len.eq(r.len), rec.index.eq(r.index), rec.queue.eq(r.queue), rec.status.eq(r.status),
                      rec.kind.eq(r.kind), rec.ndesc.eq(r.ndesc), rec.timestamp.eq(self.now),
                      rec.phase.eq(~p_j.bit_select(Array(l_log)[j], 1))]
@@ -193,27 +211,42 @@ class CplWriter(wiring.Component):
         db_bad = []
         cl = self.claim
         dropping = self.retire[2].en
-        for jj, cq in enumerate(cqs):
-            quiet = (claimed[jj] == prod[jj]) & (done[jj] == prod[jj])
-            start = cq.enable & ~on[jj] & quiet
-            with m.If(on[jj] & ~cq.enable):
+        quiets = [(claimed[jj] == prod[jj]) & (done[jj] == prod[jj]) for jj in range(C)]
+        # Incarnations start one a cycle, with the control words of the table.
+        startable = Signal(C)
+        m.d.comb += startable.eq(Cat(*[want[jj] & ~on[jj] & quiets[jj] for jj in range(C)]))
+        s_j = Signal(CB)
+        for jj in reversed(range(C)):
+            with m.If(startable[jj]):
+                m.d.comb += s_j.eq(jj)
+        m.d.comb += [self._ctrl_rd.addr.eq(s_j), self._time_rd.addr.eq(s_j)]
+        s_ctrl = self._ctrl_rd.data
+        db_cons = get_field(dbs.data, db_reg, "CONS")
+        db_arm = get_field(dbs.data, db_reg, "ARM")
+        for jj in range(C):
+            start = startable[jj] & (s_j == jj)
+            db_stb = dbs.stb & (dbs.entry == jj)
+            with m.If(on[jj] & ~want[jj]):
                 m.d.sync += on[jj].eq(0)
             used = (claimed[jj] - cons[jj])[:16]
             m.d.comb += [cl.room[jj].eq(on[jj] & (used < sizes[jj])),
                          cl.room2[jj].eq(on[jj] & (used + 1 < sizes[jj]))]
             n_claims = (cl.tx.en & (cl.tx.cq == jj)) + (cl.rx.en & (cl.rx.cq == jj))
             unconsumed = (done[jj] - cons[jj])[:16]
-            k = Mux(cq.mod_count == 0, 1, cq.mod_count)
+            k = Mux(l_count[jj] == 0, 1, l_count[jj])
             fire = Signal(name=f"cq_fire{jj}")
-            m.d.comb += fire.eq(armed[jj] & ((unconsumed >= k) | ((unconsumed != 0) & (cq.mod_time != 0)
-                                                                  & (timer[jj] >= cq.mod_time))))
+            m.d.comb += fire.eq(armed[jj] & ((unconsumed >= k) | ((unconsumed != 0) & (l_time[jj] != 0)
+                                                                  & (timer[jj] >= l_time[jj]))))
             fires.append(fire)
             # A consumer index between the last one and the records written.
-            db_ok = on[jj] & ((cq.db_cons - cons[jj])[:16] <= unconsumed)
-            db_bad.append(cq.db.stb & ~db_ok)
+            db_ok = on[jj] & ((db_cons - cons[jj])[:16] <= unconsumed)
+            db_bad.append(db_stb & ~db_ok)
             with m.If(start):
                 m.d.sync += [prod[jj].eq(0), done[jj].eq(0), cons[jj].eq(0), armed[jj].eq(0), timer[jj].eq(0),
-                             claimed[jj].eq(0), on[jj].eq(1), l_log[jj].eq(cq.log_size)]
+                             claimed[jj].eq(0), on[jj].eq(1), l_log[jj].eq(get_field(s_ctrl, ctrl_reg, "LOG_SIZE")),
+                             l_vector[jj].eq(get_field(s_ctrl, ctrl_reg, "VECTOR")),
+                             l_count[jj].eq(get_field(s_ctrl, ctrl_reg, "MOD_COUNT")),
+                             l_time[jj].eq(self._time_rd.data)]
             with m.Else():
                 m.d.sync += claimed[jj].eq(claimed[jj] + n_claims - (dropping & exists & (j == jj)))
                 with m.If(slot & (j == jj)):
@@ -224,12 +257,15 @@ class CplWriter(wiring.Component):
                     m.d.sync += [armed[jj].eq(0), timer[jj].eq(0)]
                 with m.Elif(armed[jj] & (unconsumed != 0)):
                     m.d.sync += timer[jj].eq(Mux(timer[jj] == 0xFFFF_FFFF, timer[jj], timer[jj] + 1))
-                with m.If(cq.db.stb & db_ok):
-                    m.d.sync += cons[jj].eq(cq.db_cons)
-                    with m.If(cq.db_arm):
+                with m.If(db_stb & db_ok):
+                    m.d.sync += cons[jj].eq(db_cons)
+                    with m.If(db_arm):
                         m.d.sync += [armed[jj].eq(1), timer[jj].eq(0)]
-            m.d.comb += [cq.state.eq(Cat(prod[jj], cons[jj])), cq.status.eq(Cat(armed[jj], on[jj], ~on[jj] & ~quiet))]
-            vectors.append(Mux(fire, (Const(1, cfg.msi_vectors) << cq.vector)[:cfg.msi_vectors], 0))
+            vectors.append(Mux(fire, (Const(1, cfg.msi_vectors) << l_vector[jj])[:cfg.msi_vectors], 0))
+        # Registers read through the table's window: the entry being read.
+        r = tab.r_entry
+        m.d.comb += [tab.ro_state.eq(Array([Cat(prod[jj], cons[jj]) for jj in range(C)])[r]),
+                     tab.ro_status.eq(Array([Cat(armed[jj], on[jj], ~on[jj] & ~quiets[jj]) for jj in range(C)])[r])]
         irq = vectors[0]
         for v in vectors[1:]:
             irq = irq | v

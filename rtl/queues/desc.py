@@ -35,6 +35,7 @@ from amaranth.lib import data, fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect, flipped
 
+from ..csr import get_field
 from ..dma.layouts import read_data_layout
 from ..dma.mux import DmaReadClient
 from ..lib.stream import StreamFifo
@@ -102,11 +103,18 @@ class DescQueues(wiring.Component):
     stats  counter pulses: prot, zero, db_ignored, fault
     """
 
-    def __init__(self, config, queues, mrs):
+    def __init__(self, config, tables, mrs):
+        """``tables``: the register tables of the transmit and receive queues
+        and of their doorbell pages (``TXQ``, ``RXQ``, ``TXQ_DB``, ``RXQ_DB``);
+        ``mrs``: the memory regions' registers."""
         self._config = config
-        self._queues = queues       # 2N QueueRegs, transmit first
+        self._tables = tables
         self._mrs = mrs
         n, d = config.num_queues, config.desc_cache
+        # Ring bases are read when a fetch is issued, the control word when an
+        # incarnation starts.
+        self._base_rd = [tables[k].read_port("BASE") for k in ("TXQ", "RXQ")]
+        self._ctrl_rd = [tables[k].read_port("CTRL", domain="comb") for k in ("TXQ", "RXQ")]
         super().__init__({
             "dma": Out(DmaReadClient(config.data_width)),
             "tx": Out(ChainPort(n, d)),
@@ -124,7 +132,9 @@ class DescQueues(wiring.Component):
         QB = (Q - 1).bit_length()
         DB = (D - 1).bit_length()
         W = cfg.data_width
-        qs = self._queues
+        tabs = self._tables
+        t_q = [tabs["TXQ"], tabs["RXQ"]]
+        ctrl_reg = t_q[0].block.reg("CTRL")
 
         # ----------------------------------------------------- per-queue state
         tail = [Signal(16, name=f"tail{q}") for q in range(Q)]
@@ -147,10 +157,22 @@ class DescQueues(wiring.Component):
         ch_count = [Signal(DB + 1, name=f"ch_count{q}") for q in range(Q)]
         running = [Signal(name=f"running{q}") for q in range(Q)]
         quiet = [Signal(name=f"quiet{q}") for q in range(Q)]
+        enabled = [Signal(name=f"enabled{q}") for q in range(Q)]      # CTRL.ENABLE as last written
         for q in range(Q):
             m.d.comb += running[q].eq(on[q] & (error[q] == 0))
-            m.d.comb += [qs[q].state.eq(Cat(head[q], tail[q])),
-                         qs[q].error.eq(Cat(error[q], Const(0, 4), on[q], ~on[q] & ~quiet[q]))]
+        # Registers read through the tables' windows: the entry being read.
+        for side in range(2):
+            t = t_q[side]
+            r = t.r_entry
+            m.d.comb += [
+                t.ro_state.eq(Array([Cat(head[side * N + i], tail[side * N + i]) for i in range(N)])[r]),
+                t.ro_error.eq(Array([Cat(error[side * N + i], Const(0, 4), on[side * N + i],
+                                         ~on[side * N + i] & ~quiet[side * N + i]) for i in range(N)])[r]),
+            ]
+            ev = t.wr_ctrl
+            for i in range(N):
+                with m.If(ev.stb & (ev.entry == i) & ev.be[0]):
+                    m.d.sync += enabled[side * N + i].eq(ev.data[0])
         size = [(Const(1, 17) << l_log[q])[:17] for q in range(Q)]
 
         # Per-queue updates from several places in one cycle, summed here.
@@ -167,16 +189,22 @@ class DescQueues(wiring.Component):
         fault_code = Signal(4)
 
         # ------------------------------------------------------------ doorbells
-        ignored = []
+        # One doorbell a cycle at most (they come over the register bus).
+        dbs = [tabs["TXQ_DB"].wo_db, tabs["RXQ_DB"].wo_db]
+        db_stb = dbs[0].stb | dbs[1].stb
+        db_q = Signal(QB)
+        db_tail = Signal(16)
+        m.d.comb += [db_q.eq(Mux(dbs[1].stb, Cat(dbs[1].entry[:QB - 1], Const(1, 1)),
+                                 Cat(dbs[0].entry[:QB - 1], Const(0, 1)))),
+                     db_tail.eq(Mux(dbs[1].stb, dbs[1].data[:16], dbs[0].data[:16]))]
+        # Between what was fetched and a full ring ahead of the head.
+        db_head = Array(head)[db_q]
+        ahead = (db_tail - db_head)[:16]
+        db_ok = Array(on)[db_q] & (ahead <= Array(size)[db_q]) & (ahead >= (Array(fetch)[db_q] - db_head)[:16])
+        m.d.comb += self.db_ignored.eq(db_stb & ~db_ok)
         for q in range(Q):
-            db = qs[q].db
-            # Between what was fetched and a full ring ahead of the head.
-            ahead = (qs[q].db_tail - head[q])[:16]
-            ok = on[q] & (ahead <= size[q]) & (ahead >= (fetch[q] - head[q])[:16])
-            with m.If(db.stb & ok):
-                m.d.sync += tail[q].eq(qs[q].db_tail)
-            ignored.append(db.stb & ~ok)
-        m.d.comb += self.db_ignored.eq(Cat(*ignored).any())
+            with m.If(db_stb & db_ok & (db_q == q)):
+                m.d.sync += tail[q].eq(db_tail)
 
         # ---------------------------------------------------------------- fetch
         fetch_l = data.StructLayout({"q": QB, "gen": 8, "n": DB + 1})
@@ -200,7 +228,6 @@ class DescQueues(wiring.Component):
         p_fetch = Array(fetch)[pick]
         p_size = Array(size)[pick]
         p_free = Array(free)[pick]
-        p_base = Array([qs[q].base for q in range(Q)])[pick]
         pending = Signal(17)
         to_end = Signal(17)
         n_fetch = Signal(DB + 1)
@@ -210,16 +237,29 @@ class DescQueues(wiring.Component):
         ]
         lim = Mux(pending < to_end, pending, to_end)
         m.d.comb += n_fetch.eq(Mux(lim < p_free, lim, p_free))
+        # A fetch is decided (the queue's counters move, its record enters the
+        # in-flight FIFO) while its ring base is read from the table; the
+        # request goes out from a register the next cycle.
         req = self.dma.req
-        m.d.comb += [
-            req.valid.eq((need != 0) & inflight.w_rdy),
-            req.payload.addr.eq(p_base + ((p_fetch & (p_size - 1)) << 4)),
-            req.payload.len.eq(n_fetch << 4),
-            w_fetch.q.eq(pick), w_fetch.gen.eq(Array(gen)[pick]), w_fetch.n.eq(n_fetch),
-        ]
-        with m.If(req.valid & req.ready):
+        b_valid = Signal()
+        b_rx = Signal()
+        b_off = Signal(20)
+        b_len = Signal(DB + 5)
+        b_free = ~b_valid | req.ready
+        commit = (need != 0) & inflight.w_rdy & b_free
+        m.d.comb += [w_fetch.q.eq(pick), w_fetch.gen.eq(Array(gen)[pick]), w_fetch.n.eq(n_fetch)]
+        for side in range(2):
+            rp = self._base_rd[side]
+            m.d.comb += [rp.addr.eq(pick[:QB - 1]), rp.en.eq(commit)]
+        m.d.comb += [req.valid.eq(b_valid),
+                     req.payload.addr.eq(Mux(b_rx, self._base_rd[1].data, self._base_rd[0].data) + b_off),
+                     req.payload.len.eq(b_len)]
+        with m.If(req.ready):
+            m.d.sync += b_valid.eq(0)
+        with m.If(commit):
             m.d.comb += [inflight.w_en.eq(1), f_en.eq(1), f_q.eq(pick), f_n.eq(n_fetch)]
-            m.d.sync += last_f.eq(pick)
+            m.d.sync += [last_f.eq(pick), b_valid.eq(1), b_rx.eq(pick[QB - 1]),
+                         b_off.eq((p_fetch & (p_size - 1)) << 4), b_len.eq(n_fetch << 4)]
 
         # Descriptors arrive as a packed byte stream; take 16 bytes at a time.
         # With beats of several descriptors they are taken one per cycle, more
@@ -366,17 +406,31 @@ class DescQueues(wiring.Component):
         m.d.comb += self.fault.eq(fault_en)
 
         # ------------------------------------------------------- state updates
+        # Incarnations start one a cycle, with the control word of the table.
+        startable = Signal(Q)
+        m.d.comb += startable.eq(Cat(*[enabled[q] & ~on[q] & quiet[q] for q in range(Q)]))
+        s_q = Signal(QB)
+        for q in reversed(range(Q)):
+            with m.If(startable[q]):
+                m.d.comb += s_q.eq(q)
+        s_ctrl = Signal(32)
+        for side in range(2):
+            m.d.comb += self._ctrl_rd[side].addr.eq(s_q[:QB - 1])
+        m.d.comb += s_ctrl.eq(Mux(s_q[QB - 1], self._ctrl_rd[1].data, self._ctrl_rd[0].data))
+        s_log = get_field(s_ctrl, ctrl_reg, "LOG_SIZE")
+        s_cq = get_field(s_ctrl, ctrl_reg, "CQ")
+        s_pd = get_field(s_ctrl, ctrl_reg, "PD")
         for q in range(Q):
             side, i = (self.rx, q - N) if q >= N else (self.tx, q)
             held = side.hold & (side.sel == i)
             m.d.comb += quiet[q].eq((outst[q] == 0) & ~held)
-            start = qs[q].enable & ~on[q] & quiet[q]
+            start = startable[q] & (s_q == q)
             # Outstanding: fetch groups issued, chains popped; less groups ended
             # and completions retired.
             ups = [f_en & (f_q == q), pop_en[0] & (pop_q[0] == q), pop_en[1] & (pop_q[1] == q)]
             downs = [end_of_group & (r_q == q)] + [r.en & (r.q == q) for r in self.retire]
             m.d.sync += outst[q].eq(outst[q] + sum(ups) - sum(downs))
-            with m.If(on[q] & ~qs[q].enable):
+            with m.If(on[q] & ~enabled[q]):
                 m.d.sync += on[q].eq(0)
             inc = Mux(w_en & (w_q == q), 1, 0)
             dec = Mux(pop_en[0] & (pop_q[0] == q), pop_n[0], 0) + Mux(pop_en[1] & (pop_q[1] == q), pop_n[1], 0)
@@ -388,7 +442,7 @@ class DescQueues(wiring.Component):
                 m.d.sync += [tail[q].eq(0), fetch[q].eq(0), head[q].eq(0), c_head[q].eq(0), c_count[q].eq(0),
                              c_infl[q].eq(0), error[q].eq(0), gen[q].eq(gen[q] + 1), cur_len[q].eq(0),
                              cur_err[q].eq(0), cur_bytes[q].eq(0), ch_head[q].eq(0), ch_count[q].eq(0),
-                             on[q].eq(1), l_log[q].eq(qs[q].log_size), l_cq[q].eq(qs[q].cq), l_pd[q].eq(qs[q].pd)]
+                             on[q].eq(1), l_log[q].eq(s_log), l_cq[q].eq(s_cq), l_pd[q].eq(s_pd)]
             with m.Else():
                 m.d.sync += [
                     c_count[q].eq(c_count[q] + inc - dec),

@@ -1,13 +1,15 @@
 """The queue subsystem: descriptor rings, the transmit and receive engines and
 the completion writer, with their registers; it registers its DMA clients and
-its interrupt source with the PCIe subsystem."""
+its interrupt source with the PCIe subsystem, and asks the register file for
+the tables that serve its register blocks (per-queue and per-completion-queue
+registers, doorbell pages)."""
 
 from amaranth.hdl import Module, ResetInserter
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ..streams import bytes_layout
-from .common import CqRegs, MrRegs, QueueRegs
+from .common import MrRegs
 from .cpl import CplWriter
 from .desc import DescQueues
 from .rx import RxEngine, rx_meta_layout
@@ -36,15 +38,21 @@ class QueueSubsystem(wiring.Component):
     core_rst      In(1): soft reset
     stats         Out(QueueStatsSignature)
 
-    ``csr`` is the register file whose queue, completion-queue and region
-    registers drive it; ``pcie`` the PCIe subsystem it takes DMA clients and
-    an interrupt source from.
+    ``csr`` is the register file: its tables serve the queue, completion-queue
+    and doorbell registers, its region registers drive the protection check;
+    ``pcie`` the PCIe subsystem it takes DMA clients and an interrupt source from.
     """
 
     def __init__(self, config, csr, pcie):
         self.config = config
         self._csr = csr
         W = config.data_width
+        tables = {name: csr.add_table(name) for name in ("TXQ", "RXQ", "CQ", "TXQ_DB", "RXQ_DB", "CQ_DB")}
+        mrs = [MrRegs(csr, config, k) for k in range(config.num_mrs)]
+        # Built here, not when elaborated: their read ports on the tables'
+        # memories must exist before the register file is elaborated.
+        self._desc = DescQueues(config, tables, mrs)
+        self._cplw = CplWriter(config, tables)
         self._rd_desc = pcie.add_read_client("desc")
         self._rd_tx = pcie.add_read_client("tx")
         self._wr_rx = pcie.add_write_client("rx")
@@ -60,15 +68,10 @@ class QueueSubsystem(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg, csr = self.config, self._csr
-        txqs = [QueueRegs(csr, cfg, "TX", i) for i in range(cfg.num_queues)]
-        rxqs = [QueueRegs(csr, cfg, "RX", i) for i in range(cfg.num_queues)]
-        cqs = [CqRegs(csr, cfg, j) for j in range(cfg.num_cqs)]
-        mrs = [MrRegs(csr, cfg, k) for k in range(cfg.num_mrs)]
-        desc = DescQueues(cfg, txqs + rxqs, mrs)
+        cfg = self.config
+        desc, cplw = self._desc, self._cplw
         txe = TxEngine(cfg)
         rxe = RxEngine(cfg)
-        cplw = CplWriter(cfg, cqs)
         for name, block in (("desc", desc), ("txe", txe), ("rxe", rxe), ("cplw", cplw)):
             m.submodules[name] = ResetInserter(self.core_rst)(block)
 

@@ -65,6 +65,8 @@ class PtlNic:
                               f"(driver speaks {VERSION[0]}.x)")
         nic.build = await nic.read_build()
         nic.regs = regmap(SimpleNamespace(**{k: nic.build[k] for k in ("num_queues", "num_cqs", "num_mrs")}))
+        # After a reset the register tables clear themselves, one entry a cycle.
+        await nic._wait_state("STATUS", "RESET_BUSY", 0, "the NIC did not finish its reset")
         await nic.enable_irqs()
         return nic
 

@@ -15,6 +15,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .lib.counters import CounterTable
 from .regmap import UNMAPPED_READ_VALUE, const_values, regmap, reset_values
 
 __all__ = ["CsrBus", "CsrWindow", "StrobeSignature", "RegisterFile", "RegisterTable", "port_name", "pack_fields",
@@ -102,14 +103,15 @@ class RegisterTable(wiring.Component):
     ``ro_<name>``: the owner drives them with the value of entry ``r_entry``
     (the entry being read, this cycle). ``wo`` registers are ``wo_<name>``
     strobes, one cycle after the write, with the entry and the written bytes
-    (others zero). ``clear`` held for ``count`` cycles returns every ``rw``
-    register of every entry to its reset value.
+    (others zero). After reset, and after ``clear``, the table returns every
+    ``rw`` register of every entry to its reset value, one entry per cycle;
+    ``busy`` is high until it has (writes meanwhile are lost).
     """
 
     def __init__(self, block):
         self.block = block
         self._ob = _bits(block.stride // 4)
-        members = {"win": In(CsrWindow(_bits(block.count), self._ob)), "clear": In(1),
+        members = {"win": In(CsrWindow(_bits(block.count), self._ob)), "clear": In(1), "busy": Out(1),
                    "r_entry": Out(_bits(block.count))}
         self._mems = {}
         for r in block.registers:
@@ -137,8 +139,17 @@ class RegisterTable(wiring.Component):
         r_sel = Signal(len(b.registers) + 1)    # one-hot, registered: whose DWORD the read returns
         r_half = Signal()
         r_val = []
+        # After reset and after ``clear``, a sweep returns every entry to its
+        # reset values (a memory keeps its contents through a reset).
         clr_entry = Signal(_bits(b.count) + 1)
-        m.d.sync += clr_entry.eq(Mux(self.clear, clr_entry + 1, 0))
+        sweeping = Signal(init=1)
+        with m.If(self.clear):
+            m.d.sync += [sweeping.eq(1), clr_entry.eq(0)]
+        with m.Elif(sweeping):
+            m.d.sync += clr_entry.eq(clr_entry + 1)
+            with m.If(clr_entry == b.count - 1):
+                m.d.sync += sweeping.eq(0)
+        m.d.comb += self.busy.eq(sweeping | self.clear)
         be_mask = Cat(*[Mux(w.w_be[k], Const(0xFF, 8), Const(0, 8)) for k in range(4)])
         for i, r in enumerate(b.registers):
             n = port_name(r)
@@ -159,7 +170,7 @@ class RegisterTable(wiring.Component):
                 stb = w.w_stb & at
                 m.d.comb += [ev.stb.eq(stb), ev.entry.eq(w.entry), ev.half.eq(half), ev.be.eq(w.w_be),
                              ev.data.eq(w.w_data)]
-                with m.If(self.clear):
+                with m.If(self.busy):
                     m.d.comb += [wp.addr.eq(clr_entry), wp.data.eq(r.reset), wp.en.eq(-1)]
                 with m.Else():
                     m.d.comb += [wp.addr.eq(w.entry), wp.data.eq(Cat(w.w_data, w.w_data) if r.dwords > 1 else w.w_data),
@@ -212,6 +223,7 @@ class RegisterFile(wiring.Component):
 
     bus    In(CsrBus): register accesses from the MMIO engine
     clear  In(1): return ``rw`` registers to their reset values and zero the counters
+    busy   Out(1): register tables are returning to their reset values (after reset or ``clear``)
     """
 
     def __init__(self, config, rmap=None):
@@ -220,7 +232,7 @@ class RegisterFile(wiring.Component):
         self._addr_width = (config.bar0_size // 4 - 1).bit_length()
         self._tables = {}
         self._elaborated = False
-        members = {"bus": In(CsrBus(self._addr_width)), "clear": In(1)}
+        members = {"bus": In(CsrBus(self._addr_width)), "clear": In(1), "busy": Out(1)}
         for reg in self._regmap:
             if reg.block:
                 continue
@@ -244,11 +256,6 @@ class RegisterFile(wiring.Component):
         table = self._tables[block_name] = RegisterTable(self._regmap.block(block_name))
         return table
 
-    @property
-    def clear_cycles(self):
-        """Cycles ``clear`` must be held so that every table returns to its reset values."""
-        return max([t.block.count + 1 for t in self._tables.values()], default=1)
-
     def elaborate(self, platform):
         self._elaborated = True
         m = Module()
@@ -259,6 +266,7 @@ class RegisterFile(wiring.Component):
         counter_clear = Signal()
         unmapped_rd = Signal()
         bad_wr = Signal()
+        counters = []
 
         # Storage and hardware-side behaviour.
         values = {}
@@ -280,18 +288,25 @@ class RegisterFile(wiring.Component):
                 m.d.sync += port.stb.eq(0)
                 values[reg.name] = Const(0, reg.width)
             elif reg.access == "counter":
-                count = Signal(32, name=f"c_{port_name(reg)}")
                 inc = port
                 if reg.name == "ERR_MMIO_UNMAPPED_RD":
                     inc = port | unmapped_rd
                 elif reg.name == "ERR_MMIO_BAD_WR":
                     inc = port | bad_wr
-                with m.If(self.clear | counter_clear):
-                    m.d.sync += count.eq(0)
-                with m.Elif(inc & (count != 0xFFFF_FFFF)):
-                    m.d.sync += count.eq(count + 1)
-                values[reg.name] = count
+                counters.append((reg, inc))
         m.d.comb += counter_clear.eq(self.counter_clear.stb & self.counter_clear.data[0])
+
+        # Counters live in a memory, at consecutive DWORDs.
+        c0 = counters[0][0].addr // 4
+        if [r.addr // 4 for r, _ in counters] != list(range(c0, c0 + len(counters))):
+            raise ValueError("counter registers must occupy consecutive DWORDs")
+        m.submodules.counters = ctab = CounterTable(len(counters))
+        in_ctr = Signal()
+        m.d.comb += [ctab.inc.eq(Cat(*[inc for _, inc in counters])), ctab.clear.eq(self.clear | counter_clear),
+                     in_ctr.eq((bus.addr >= c0) & (bus.addr < c0 + len(counters))),
+                     ctab.r_addr.eq(bus.addr - c0), ctab.r_stb.eq(bus.r_stb & in_ctr)]
+        was_ctr = Signal()
+        m.d.sync += was_ctr.eq(bus.r_stb & in_ctr)
 
         # Register tables: the address range of each block goes to its table.
         in_table = []
@@ -318,18 +333,19 @@ class RegisterFile(wiring.Component):
             with m.If(bus.w_stb & inside & w.bad):
                 m.d.comb += bad_wr.eq(1)
         any_table = Cat(*in_table).any() if in_table else Const(0)
+        m.d.comb += self.busy.eq(Cat(*[t.busy for t in self._tables.values()]).any() if self._tables else 0)
 
         # Reads: one cycle of latency.
         r_data = Signal(32)
         from_table = Const(0, 32)
         for was, d in table_rd:
             from_table = from_table | Mux(was, d, 0)
-        m.d.comb += bus.r_data.eq(r_data | from_table)
+        m.d.comb += bus.r_data.eq(r_data | from_table | Mux(was_ctr, ctab.r_data, 0))
         latches = {}
-        with m.If(bus.r_stb & ~any_table):
+        with m.If(bus.r_stb & ~any_table & ~in_ctr):
             with m.Switch(bus.addr):
                 for reg in self._regmap:
-                    if reg.block:
+                    if reg.block or reg.access == "counter":
                         continue
                     for half in range(reg.dwords):
                         with m.Case(reg.addr // 4 + half):
@@ -345,6 +361,8 @@ class RegisterFile(wiring.Component):
                 with m.Default():
                     m.d.sync += r_data.eq(UNMAPPED_READ_VALUE)
                     m.d.comb += unmapped_rd.eq(1)
+        with m.Elif(bus.r_stb & in_ctr):
+            m.d.sync += r_data.eq(0)
         with m.Elif(bus.r_stb):
             # Inside a table: its data, or the unmapped value for a hole.
             m.d.sync += r_data.eq(Mux(unmapped_rd, UNMAPPED_READ_VALUE, 0))

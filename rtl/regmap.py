@@ -278,7 +278,9 @@ _FIXED = [
     Register("SCRATCH64", 0x0048, "rw", width=64, doc="64-bit scratch register"),
     Register("CONTROL", 0x0050, "rw", fields=(_F("IRQ_ENABLE", 0, 1, "allow the NIC to send MSIs"),)),
     Register("STATUS", 0x0054, "ro", fields=(
-        _F("RESET_BUSY", 0), _F("BUS_MASTER", 1), _F("MSI_ENABLE", 2),
+        _F("RESET_BUSY", 0, 1, "a soft reset, or the register tables returning to their reset values (after "
+           "any reset, one cycle per entry), is in progress: wait before writing"),
+        _F("BUS_MASTER", 1), _F("MSI_ENABLE", 2),
         _F("MPS", 4, 3, "max payload size in use, 128 << MPS bytes"),
         _F("MRRS", 8, 3, "max read request size in use, 128 << MRRS bytes"),
         _F("DMA_RD_BUSY", 12), _F("DMA_WR_BUSY", 13),

@@ -23,8 +23,8 @@ from .streams import bytes_layout
 
 __all__ = ["PtlNic", "SOFT_RESET_CYCLES"]
 
-#: Cycles the core is held in reset after a soft reset has drained the link, at
-#: least (the register tables take one cycle per entry to clear).
+#: Cycles the core is held in reset after a soft reset has drained the link
+#: (STATUS.RESET_BUSY stays set until the register tables have cleared too).
 SOFT_RESET_CYCLES = 8
 
 
@@ -120,8 +120,7 @@ class PtlNic(wiring.Component):
 
         # Soft reset: stop issuing, let the link and outstanding reads drain, then reset.
         hold = Signal()
-        # Long enough for the register tables to return every entry to its reset value.
-        rst_cycles = max(SOFT_RESET_CYCLES, csr.clear_cycles)
+        rst_cycles = SOFT_RESET_CYCLES
         rst_count = Signal(range(rst_cycles + 1))
         with m.FSM(name="soft_reset"):
             with m.State("Run"):
@@ -150,7 +149,8 @@ class PtlNic(wiring.Component):
         m.d.comb += [
             csr.cycle_count.eq(cycle_count),
             csr.status.eq(pack_fields(
-                REGMAP["STATUS"], RESET_BUSY=hold, BUS_MASTER=self.cfg.bus_master, MSI_ENABLE=self.cfg.msi_enable,
+                REGMAP["STATUS"], RESET_BUSY=hold | csr.busy, BUS_MASTER=self.cfg.bus_master,
+                MSI_ENABLE=self.cfg.msi_enable,
                 MPS=code(cfg.max_payload_size, self.cfg.mps), MRRS=code(cfg.max_read_request_size, self.cfg.mrrs),
                 DMA_RD_BUSY=pcie.rd_busy, DMA_WR_BUSY=pcie.wr_busy, REQUESTER_ID=self.cfg.requester_id)),
         ]

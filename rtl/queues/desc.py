@@ -55,16 +55,20 @@ class ChainPort(wiring.Signature):
     running  Out(N): queue is enabled and not in error
     ready    Out(N): queue has a complete chain cached (and is running)
     fetching Out(N): descriptors the host posted are still on their way in
-    sel      In: the queue the engine looks at
-    len      Out: descriptors in its chain; err: the chain's QueueStatus (first bad one)
-    bytes    Out(16): the chain's total buffer length (saturating at 0xFFFF)
-    head     Out(16): ring index of the chain's first descriptor
-    cq       Out(8): the completion queue of ``sel``'s incarnation
     room     Out(N): the queue's completion queue has a free slot
-    idx      In: descriptor of the chain to read; desc: Out(Descriptor), same cycle
-    claim    In(1): the engine starts ``sel``'s chain: its completion slot is taken
-    hold     In(1): the engine is inside a chain of ``sel``
-    pop      In(1): the chain of ``sel`` is done
+    sel, idx In: the queue, and the descriptor of its head chain, to look at
+             next cycle (the chains and descriptors are in block RAM)
+    len      Out: descriptors in the head chain of the queue looked at
+             (``sel`` of the previous cycle, "the shown queue");
+             err: its QueueStatus (first bad descriptor)
+    bytes    Out(16): its total buffer length (saturating at 0xFFFF)
+    desc     Out(Descriptor): its descriptor ``idx`` (of the previous cycle)
+    head     Out(16): ring index of its first descriptor
+    cq       Out(8): the shown queue's completion queue (of its incarnation)
+    claim    In(1): the engine starts the shown queue's chain: its completion slot is taken
+    hold     In(1): the engine is inside a chain of the shown queue
+    pop      In(1): the shown queue's chain is done; a look-up in the same
+             cycle already sees the next chain
     """
 
     def __init__(self, n, d):
@@ -336,7 +340,7 @@ class DescQueues(wiring.Component):
             m.submodules[f"chains_{'rx' if side else 'tx'}"] = chains
             wp = mem.write_port()
             cwp = chains.write_port()
-            rams.append((mem, chains))
+            rams.append((mem, chains, wp, cwp))
             within = r_q[:QB - 1]     # the queue's number on its side
             ch_slot = (Array(ch_head)[r_q] + Array(ch_count)[r_q])[:DB]
             m.d.comb += [wp.addr.eq(Cat(slot, within)), wp.data.eq(desc),
@@ -364,27 +368,36 @@ class DescQueues(wiring.Component):
                 m.d.comb += [fault_en.eq(1), fault_q.eq(r_q), fault_code.eq(resp.payload.status)]
 
         # ---------------------------------------------------------- engines' ports
+        # An engine names the queue (``sel``) and descriptor (``idx``) it will
+        # look at; the chain and the descriptor come out of block RAM on the
+        # next cycle, for ``sel_q``. The look-up sees this cycle's pop of the
+        # queue shown (its heads move on) and this cycle's writes (transparent).
+        sel_qs = []
         for side, port in enumerate((self.tx, self.rx)):
-            mem, chains = rams[side]
-            rd = mem.read_port(domain="comb")
-            crd = chains.read_port(domain="comb")
+            mem, chains, wp, cwp = rams[side]
+            rd = mem.read_port(transparent_for=(wp,))
+            crd = chains.read_port(transparent_for=(cwp,))
             base = side * N
-            sel_ch_head = Array(ch_head[base:base + N])[port.sel]
-            sel_c_head = Array(c_head[base:base + N])[port.sel]
+            sel_q = Signal(range(max(N, 2)), name=f"sel_q_{'rx' if side else 'tx'}")
+            sel_qs.append(sel_q)
+            m.d.sync += sel_q.eq(port.sel)
+            same = port.pop & (port.sel == sel_q)
+            nxt_ch_head = (Array(ch_head[base:base + N])[port.sel] + same)[:DB]
+            nxt_c_head = (Array(c_head[base:base + N])[port.sel] + Mux(same, crd.data.len, 0))[:DB]
             m.d.comb += [
                 port.running.eq(Cat(*[running[base + i] for i in range(N)])),
                 port.ready.eq(Cat(*[running[base + i] & (ch_count[base + i] != 0) for i in range(N)])),
                 port.fetching.eq(Cat(*[running[base + i] & ((tail[base + i] != fetch[base + i])
                                                             | (c_infl[base + i] != 0)) for i in range(N)])),
-                crd.addr.eq(Cat(sel_ch_head, port.sel)),
+                crd.addr.eq(Cat(nxt_ch_head, port.sel)),
                 port.len.eq(crd.data.len),
                 port.err.eq(crd.data.err),
                 port.bytes.eq(crd.data.bytes),
-                port.head.eq(Array(head[base:base + N])[port.sel]),
-                rd.addr.eq(Cat((sel_c_head + port.idx)[:DB], port.sel)),
+                port.head.eq(Array(head[base:base + N])[sel_q]),
+                rd.addr.eq(Cat((nxt_c_head + port.idx)[:DB], port.sel)),
                 port.desc.eq(rd.data),
-                pop_en[side].eq(port.pop), pop_q[side].eq(base + port.sel), pop_n[side].eq(crd.data.len),
-                port.cq.eq(Array(l_cq[base:base + N])[port.sel]),
+                pop_en[side].eq(port.pop), pop_q[side].eq(base + sel_q), pop_n[side].eq(crd.data.len),
+                port.cq.eq(Array(l_cq[base:base + N])[sel_q]),
             ]
         # Completion slots: a queue may start a chain only when its completion
         # queue has room. The receive side sees the slot that the transmit side
@@ -422,7 +435,7 @@ class DescQueues(wiring.Component):
         s_pd = get_field(s_ctrl, ctrl_reg, "PD")
         for q in range(Q):
             side, i = (self.rx, q - N) if q >= N else (self.tx, q)
-            held = side.hold & (side.sel == i)
+            held = side.hold & (sel_qs[q >= N] == i)
             m.d.comb += quiet[q].eq((outst[q] == 0) & ~held)
             start = startable[q] & (s_q == q)
             # Outstanding: fetch groups issued, chains popped; less groups ended

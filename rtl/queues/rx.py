@@ -79,7 +79,17 @@ class RxEngine(wiring.Component):
         k = Signal(range(max(D, 2)))
         rem = Signal(14)
         nreq = Signal(range(D + 1))
-        m.d.comb += [ch.sel.eq(q), ch.idx.eq(Mux(busy, k, 0)), ch.hold.eq(busy)]
+        # The planner names the queue and descriptor to look at next cycle; the
+        # chain and descriptor shown are those named last cycle, usable when
+        # they are the frame's queue and the descriptor wanted.
+        busy_n = Signal()
+        k_n = Signal(range(max(D, 2)))
+        l_sel = Signal(range(max(N, 2)))
+        l_idx = Signal(range(max(D, 2)))
+        m.d.comb += [busy_n.eq(busy), k_n.eq(k)]
+        m.d.sync += [busy.eq(busy_n), k.eq(k_n), l_sel.eq(ch.sel), l_idx.eq(ch.idx)]
+        m.d.comb += [ch.sel.eq(q), ch.idx.eq(Mux(busy_n, k_n, 0)), ch.hold.eq(busy)]
+        shown = (l_sel == q) & (l_idx == Mux(busy, k, 0))
         rec = Signal(rec_l)
         plan = Signal(plan_l)
         m.d.comb += [rec.queue.eq(q), rec.cq.eq(ch.cq), rec.index.eq(ch.head),
@@ -116,6 +126,8 @@ class RxEngine(wiring.Component):
                 # to drain it would hold every other queue, so the frame is
                 # dropped and counted, with back-pressure on too.
                 m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), self.cq_full.eq(1)]
+            with m.Elif(~shown):
+                pass                          # the chain is being looked up
             with m.Elif(~busy & (ch.err != QueueStatus.OK)):
                 m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), rec.status.eq(ch.err), pending.w_en.eq(1),
                              ch.pop.eq(1), ch.claim.eq(1)]
@@ -130,10 +142,10 @@ class RxEngine(wiring.Component):
                         m.d.comb += [rec.wr.eq(1), rec.nreq.eq(Mux(busy, nreq, 0) + 1), rec.len.eq(meta.length - after),
                                      rec.status.eq(Mux(after != 0, QueueStatus.TRUNCATED, QueueStatus.OK)),
                                      pending.w_en.eq(1), ch.pop.eq(1), self.i_meta.ready.eq(1),
-                                     self.delivered.eq(1)]
-                        m.d.sync += busy.eq(0)
+                                     self.delivered.eq(1), busy_n.eq(0)]
                     with m.Else():
-                        m.d.sync += [busy.eq(1), k.eq(idx + 1), rem.eq(after), nreq.eq(Mux(busy, nreq, 0) + 1)]
+                        m.d.comb += [busy_n.eq(1), k_n.eq(idx + 1)]
+                        m.d.sync += [rem.eq(after), nreq.eq(Mux(busy, nreq, 0) + 1)]
 
         # ----------------------------------------------------------- data mover
         p = plans.r_data

@@ -68,36 +68,44 @@ class TxEngine(wiring.Component):
         too_long = ch.bytes > cfg.max_frame - 4
 
         # ------------------------------------------------------------- schedule
-        busy = Signal()
-        sel_r = Signal(range(max(N, 2)))
+        # The engine names the queue and descriptor to look at next cycle
+        # (``ch.sel``/``ch.idx``); this cycle it acts on the one shown (``l_sel``).
+        busy = Signal()                       # inside a chain of l_sel, descriptor k next
         k = Signal(range(max(D, 2)))
         total = Signal(32)
         last_q = Signal(range(max(N, 2)))
+        l_sel = Signal(range(max(N, 2)))
+        l_idx = Signal(range(max(D, 2)))
+        m.d.sync += [l_sel.eq(ch.sel), l_idx.eq(ch.idx)]
         # Queues with a chain cached whose completion queue has a slot for it.
         eligible = ch.ready & ch.room
         pick = round_robin(m, N, eligible, last_q)
-        sel = Mux(busy, sel_r, pick)
-        m.d.comb += [ch.sel.eq(sel), ch.idx.eq(Mux(busy, k, 0)), ch.hold.eq(busy)]
-        active = busy | eligible.any()
+        busy_n = Signal()
+        k_n = Signal(range(max(D, 2)))
+        m.d.comb += [busy_n.eq(busy), k_n.eq(k)]
+        m.d.sync += [busy.eq(busy_n), k.eq(k_n)]
+        m.d.comb += [ch.sel.eq(Mux(busy_n, l_sel, pick)), ch.idx.eq(Mux(busy_n, k_n, 0)), ch.hold.eq(busy)]
+        # What is shown is the descriptor wanted: inside a chain, descriptor k;
+        # otherwise the first of a queue that is still eligible.
+        shown = Mux(busy, l_idx == k, (l_idx == 0) & eligible.bit_select(l_sel, 1))
         cq = ch.cq
 
         rec = Signal(rec_l)
-        m.d.comb += [rec.queue.eq(sel), rec.cq.eq(cq), rec.index.eq(ch.head), rec.ndesc.eq(ch.len),
+        m.d.comb += [rec.queue.eq(l_sel), rec.cq.eq(cq), rec.index.eq(ch.head), rec.ndesc.eq(ch.len),
                      pending.w_data.eq(rec)]
         req = self.dma.req
-        idx = Mux(busy, k, 0)
-        is_last = idx == ch.len - 1
+        is_last = l_idx == ch.len - 1
         issue_first = Signal()
         dec = Signal(range(depth + 1))       # reserved beats that have arrived
         wrote = Signal(range(depth + 1))     # beats of the head frame so far
         m.d.comb += rec.need.eq(need)
-        with m.If(active & pending.w_rdy):
+        with m.If(shown & pending.w_rdy):
             with m.If(~busy & ((ch.err != QueueStatus.OK) | too_long)):
                 # Refused chain: no DMA, a completion with the reason.
                 m.d.comb += [rec.status.eq(Mux(ch.err != QueueStatus.OK, ch.err, QueueStatus.TOO_LONG)),
                              pending.w_en.eq(1), ch.pop.eq(1), ch.claim.eq(1),
                              self.too_long.eq(ch.err == QueueStatus.OK)]
-                m.d.sync += last_q.eq(sel)
+                m.d.sync += last_q.eq(l_sel)
             with m.Elif(busy | fits):
                 m.d.comb += [req.valid.eq(1), req.payload.addr.eq(ch.desc.addr), req.payload.len.eq(ch.desc.len),
                              req.payload.more.eq(~is_last)]
@@ -105,11 +113,12 @@ class TxEngine(wiring.Component):
                     m.d.comb += [issue_first.eq(~busy), ch.claim.eq(~busy)]
                     with m.If(is_last):
                         m.d.comb += [rec.dma.eq(1), rec.status.eq(QueueStatus.OK),
-                                     rec.len.eq(Mux(busy, total, 0) + ch.desc.len), pending.w_en.eq(1), ch.pop.eq(1)]
-                        m.d.sync += [busy.eq(0), last_q.eq(sel)]
+                                     rec.len.eq(Mux(busy, total, 0) + ch.desc.len), pending.w_en.eq(1), ch.pop.eq(1),
+                                     busy_n.eq(0)]
+                        m.d.sync += last_q.eq(l_sel)
                     with m.Else():
-                        m.d.sync += [busy.eq(1), sel_r.eq(sel), k.eq(idx + 1),
-                                     total.eq(Mux(busy, total, 0) + ch.desc.len)]
+                        m.d.comb += [busy_n.eq(1), k_n.eq(l_idx + 1)]
+                        m.d.sync += total.eq(Mux(busy, total, 0) + ch.desc.len)
 
         # --------------------------------------------------------- frames, done
         cpls = m.submodules.cpls = StreamFifo(cpl_req_layout(), 4)

@@ -1,0 +1,74 @@
+"""Event counters in a memory (a statistics collector).
+
+Each counter keeps a small pending count in flip-flops; a sweep visits one
+counter per cycle and adds its pending count into the 32-bit value in the
+memory, so that a counter is visited every ``n`` cycles and its pending count
+never exceeds ``n``. A read adds the pending count of that moment, so it is
+exact. Values saturate at 2**32 - 1. ``clear`` zeroes every counter at once:
+the memory entries are marked stale (read as 0) until the sweep rewrites them.
+"""
+
+from amaranth.hdl import Array, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["CounterTable"]
+
+
+class CounterTable(wiring.Component):
+    """
+    inc     In(n): one count for each counter whose bit is high this cycle
+    clear   In(1): zero every counter
+    r_stb   In(1), r_addr In: read counter ``r_addr``; ``r_data`` holds it on the next cycle
+    r_data  Out(32)
+    """
+
+    def __init__(self, n):
+        if n < 2:
+            raise ValueError(f"a counter table needs at least 2 counters, not {n}")
+        self._n = n
+        super().__init__({"inc": In(n), "clear": In(1), "r_stb": In(1), "r_addr": In(range(n)),
+                          "r_data": Out(32)})
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self._n
+        P = n.bit_length() + 1
+        pend = [Signal(P, name=f"pend{k}") for k in range(n)]
+        stale = Signal(n, init=(1 << n) - 1)       # after reset too: a memory keeps its contents
+        m.submodules.mem = mem = Memory(shape=32, depth=n, init=[])
+        wp = mem.write_port()
+        sweep_rd = mem.read_port()
+        bus_rd = mem.read_port()
+
+        # The sweep: counter ``i`` is read this cycle, counter ``j`` (read last
+        # cycle) gets its pending count added.
+        i = Signal(range(n))
+        j = Signal(range(n))
+        m.d.sync += [i.eq(Mux(i == n - 1, 0, i + 1)), j.eq(i)]
+        snap = Signal(P)
+        total = Signal(33)
+        m.d.comb += [sweep_rd.addr.eq(i), snap.eq(Array(pend)[j]),
+                     total.eq(Mux(stale.bit_select(j, 1), 0, sweep_rd.data) + snap),
+                     wp.addr.eq(j), wp.data.eq(Mux(total[32], 0xFFFF_FFFF, total[:32])), wp.en.eq(~self.clear)]
+        with m.If(self.clear):
+            m.d.sync += stale.eq(-1)
+        with m.Else():
+            m.d.sync += stale.bit_select(j, 1).eq(0)
+        for k in range(n):
+            with m.If(self.clear):
+                m.d.sync += pend[k].eq(0)
+            with m.Else():
+                m.d.sync += pend[k].eq(pend[k] + self.inc[k] - Mux(j == k, snap, 0))
+
+        # Reads: the memory's value (unless stale) plus the pending count, both of the read's cycle.
+        r_pend = Signal(P)
+        r_stale = Signal()
+        m.d.comb += [bus_rd.addr.eq(self.r_addr), bus_rd.en.eq(self.r_stb)]
+        with m.If(self.r_stb):
+            m.d.sync += [r_pend.eq(Array(pend)[self.r_addr]), r_stale.eq(stale.bit_select(self.r_addr, 1))]
+        value = Signal(33)
+        m.d.comb += [value.eq(Mux(r_stale, 0, bus_rd.data) + r_pend),
+                     self.r_data.eq(Mux(value[32], 0xFFFF_FFFF, value[:32]))]
+        return m

@@ -55,7 +55,8 @@ class ChainPort(wiring.Signature):
     running  Out(N): queue is enabled and not in error
     ready    Out(N): queue has a complete chain cached (and is running)
     fetching Out(N): descriptors the host posted are still on their way in
-    room     Out(N): the queue's completion queue has a free slot
+    room     Out(N): the queue may claim a slot of its completion queue this cycle
+    full     Out(N): the queue's completion queue has no free slot at all
     sel, idx In: the queue, and the descriptor of its head chain, to look at
              next cycle (the chains and descriptors are in block RAM)
     len      Out: descriptors in the head chain of the queue looked at
@@ -75,7 +76,8 @@ class ChainPort(wiring.Signature):
         super().__init__({
             "running": Out(n), "ready": Out(n), "fetching": Out(n), "sel": In(range(max(n, 2))),
             "len": Out(range(d + 1)), "err": Out(4), "bytes": Out(16),
-            "head": Out(16), "cq": Out(8), "room": Out(n), "idx": In(range(max(d, 2))), "desc": Out(Descriptor),
+            "head": Out(16), "cq": Out(8), "room": Out(n), "full": Out(n), "idx": In(range(max(d, 2))),
+            "desc": Out(Descriptor),
             "claim": In(1), "hold": In(1), "pop": In(1),
         })
 
@@ -409,10 +411,22 @@ class DescQueues(wiring.Component):
 
         def has_room(cq, vec):
             return vec.bit_select(cq[:CB], 1) & (cq < cfg.num_cqs)
+        # The receive side must not take the last slot of a completion queue
+        # that the transmit side may claim in the same cycle; rather than wait
+        # for the transmit side's decision (a long combinational path through
+        # its DMA request), it asks for two slots whenever the queue the
+        # transmit engine is shown is eligible and bound to the same one, and
+        # waits (``full`` says when there is no slot at all: then it drops).
+        tx_may = Signal()
+        tx_cq = Signal(8)
+        m.d.comb += [tx_cq.eq(Array(l_cq[:N])[sel_qs[0]]),
+                     tx_may.eq((self.tx.ready & self.tx.room).bit_select(sel_qs[0], 1))]
         m.d.comb += [
             self.tx.room.eq(Cat(*[has_room(l_cq[i], room) for i in range(N)])),
-            self.rx.room.eq(Cat(*[Mux(cl.tx.en & (cl.tx.cq == l_cq[N + i]), has_room(l_cq[N + i], room2),
+            self.rx.room.eq(Cat(*[Mux(tx_may & (tx_cq == l_cq[N + i]), has_room(l_cq[N + i], room2),
                                       has_room(l_cq[N + i], room)) for i in range(N)])),
+            self.rx.full.eq(Cat(*[~has_room(l_cq[N + i], room) for i in range(N)])),
+            self.tx.full.eq(Cat(*[~has_room(l_cq[i], room) for i in range(N)])),
             cl.tx.en.eq(self.tx.claim), cl.tx.cq.eq(self.tx.cq),
             cl.rx.en.eq(self.rx.claim), cl.rx.cq.eq(self.rx.cq),
         ]

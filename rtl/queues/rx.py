@@ -121,11 +121,13 @@ class RxEngine(wiring.Component):
                 # fetched; with none posted, drop the frame (or pause).
                 with m.If(~self.backpressure & ~ch.fetching.bit_select(q, 1)):
                     m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), self.no_buf.eq(1)]
-            with m.Elif(~busy & ~ch.room.bit_select(q, 1)):
+            with m.Elif(~busy & ch.full.bit_select(q, 1)):
                 # Its completion queue has no free slot: waiting for the owner
                 # to drain it would hold every other queue, so the frame is
                 # dropped and counted, with back-pressure on too.
                 m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), self.cq_full.eq(1)]
+            with m.Elif(~busy & ~ch.room.bit_select(q, 1)):
+                pass                          # the last slot: the transmit side may take it this cycle
             with m.Elif(~shown):
                 pass                          # the chain is being looked up
             with m.Elif(~busy & (ch.err != QueueStatus.OK)):

@@ -16,7 +16,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ..csr import CsrBus
-from ..dma.layouts import read_req_layout, write_req_layout
+from ..dma.layouts import read_req_layout
 from ..dma.mux import DmaReadClient, DmaReadMux, DmaWriteClient, DmaWriteMux
 from ..dma.read import DmaReadEngine, ReadStatsSignature
 from ..dma.write import DmaWriteEngine, WriteStatsSignature
@@ -157,15 +157,14 @@ class PcieSubsystem(wiring.Component):
         m.d.comb += mmio.completer_id.eq(self.cfg.requester_id)
         connect(m, flipped(self.cfg), dma_rd.cfg, dma_wr.cfg, msi.cfg)
 
-        # The registered clients. Each client's requests pass a two-entry FIFO
+        # The registered clients. Each client's requests pass a small FIFO
         # on their way to the multiplexer, so that no combinational path runs
         # from a client's request through the round robin into the engine and
         # back to the client's ready (nor from one client into another).
         for kind, clients, mux_clients, layout in (
-                ("rd", self._read_clients, rd_mux.clients(), read_req_layout()),
-                ("wr", self._write_clients, wr_mux.clients(), write_req_layout())):
+                ("rd", self._read_clients, rd_mux.clients(), read_req_layout()),):
             for (name, port), client in zip(clients, mux_clients):
-                reqs = StreamFifo(layout, 2)
+                reqs = StreamFifo(layout, 4)
                 m.submodules[f"{kind}_req_{name}"] = ResetInserter(rst)(reqs)
                 outer = flipped(port)
                 connect(m, outer.req, reqs.i_stream)
@@ -173,6 +172,8 @@ class PcieSubsystem(wiring.Component):
                 for member in port.signature.members:
                     if member != "req":
                         connect(m, getattr(outer, member), getattr(client, member))
+        for (name, port), client in zip(self._write_clients, wr_mux.clients()):
+            connect(m, flipped(port), client)
         connect(m, rd_mux.engine.req, dma_rd.req)
         connect(m, dma_rd.resp, rd_mux.engine.data)
         connect(m, wr_mux.engine.req, dma_wr.req)

@@ -116,6 +116,13 @@ class Register:
         return {f.name: (value >> f.offset) & ((1 << f.width) - 1) for f in self.fields}
 
 
+def _named(items, name, missing):
+    for x in items:
+        if x.name == name:
+            return x
+    raise KeyError(f"{missing} {name!r}")
+
+
 @dataclass(frozen=True)
 class RegisterBlock:
     """Registers repeated for ``count`` entries, ``stride`` bytes apart from
@@ -143,10 +150,7 @@ class RegisterBlock:
         return self.count * self.stride
 
     def reg(self, name):
-        for r in self.registers:
-            if r.name == name:
-                return r
-        raise KeyError(f"block {self.name} has no register {name!r}")
+        return _named(self.registers, name, f"block {self.name} has no register")
 
     def at_offset(self, dw):
         """``(template register, half)`` at DWORD ``dw`` of an entry, or ``None``."""
@@ -193,10 +197,7 @@ class RegisterMap:
         return name in self._by_name
 
     def block(self, name):
-        for b in self.blocks:
-            if b.name == name:
-                return b
-        raise KeyError(f"no register block named {name!r}")
+        return _named(self.blocks, name, "no register block named")
 
     def at_dword(self, dw_index):
         """``(register, half)`` covering DWORD ``dw_index`` of BAR0, or ``None``."""

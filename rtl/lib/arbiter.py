@@ -5,7 +5,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["round_robin", "PacketGrant", "PacketArbiter"]
+__all__ = ["lowest_set", "round_robin", "PacketGrant", "PacketArbiter"]
 
 
 def round_robin(m, n, valids, last_grant):
@@ -96,3 +96,13 @@ class PacketArbiter(wiring.Component):
         g.update(m, out.valid & out.ready, self._last(out.payload))
         m.d.comb += self.busy.eq(g.locked)
         return m
+
+
+def lowest_set(m, vec, name="lowest"):
+    """The index of the lowest set bit of ``vec`` (0 when none is set)."""
+    n = len(vec)
+    out = Signal(range(max(n, 2)), name=name)
+    for k in reversed(range(n)):
+        with m.If(vec[k]):
+            m.d.comb += out.eq(k)
+    return out

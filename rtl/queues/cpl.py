@@ -25,6 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..csr import get_field
 from ..dma.mux import DmaWriteClient
+from ..lib.arbiter import lowest_set
 from .common import cpl_req_layout
 from .desc import RETIRE_PORTS, CqClaimSignature, RetireSignature
 from .layouts import CPL_BYTES, Completion
@@ -215,10 +216,7 @@ class CplWriter(wiring.Component):
         # Incarnations start one a cycle, with the control words of the table.
         startable = Signal(C)
         m.d.comb += startable.eq(Cat(*[want[jj] & ~on[jj] & quiets[jj] for jj in range(C)]))
-        s_j = Signal(CB)
-        for jj in reversed(range(C)):
-            with m.If(startable[jj]):
-                m.d.comb += s_j.eq(jj)
+        s_j = lowest_set(m, startable, "cq_start")
         m.d.comb += [self._ctrl_rd.addr.eq(s_j), self._time_rd.addr.eq(s_j)]
         s_ctrl = self._ctrl_rd.data
         db_cons = get_field(dbs.data, db_reg, "CONS")

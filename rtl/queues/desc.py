@@ -39,7 +39,7 @@ from ..csr import get_field
 from ..dma.layouts import read_data_layout
 from ..dma.mux import DmaReadClient
 from ..lib.stream import StreamFifo
-from ..lib.arbiter import round_robin
+from ..lib.arbiter import lowest_set, round_robin
 from .common import ERROR_CHAIN_TOO_LONG, protection_ok
 from .layouts import DESC_BYTES, Descriptor, DescFlags, QueueStatus
 
@@ -436,10 +436,7 @@ class DescQueues(wiring.Component):
         # Incarnations start one a cycle, with the control word of the table.
         startable = Signal(Q)
         m.d.comb += startable.eq(Cat(*[enabled[q] & ~on[q] & quiet[q] for q in range(Q)]))
-        s_q = Signal(QB)
-        for q in reversed(range(Q)):
-            with m.If(startable[q]):
-                m.d.comb += s_q.eq(q)
+        s_q = lowest_set(m, startable, "queue_start")
         s_ctrl = Signal(32)
         for side in range(2):
             m.d.comb += self._ctrl_rd[side].addr.eq(s_q[:QB - 1])

@@ -120,8 +120,7 @@ class PtlNic(wiring.Component):
 
         # Soft reset: stop issuing, let the link and outstanding reads drain, then reset.
         hold = Signal()
-        rst_cycles = SOFT_RESET_CYCLES
-        rst_count = Signal(range(rst_cycles + 1))
+        rst_count = Signal(range(SOFT_RESET_CYCLES + 1))
         with m.FSM(name="soft_reset"):
             with m.State("Run"):
                 with m.If(csr.soft_reset.stb & csr.soft_reset.data[0]):
@@ -129,7 +128,7 @@ class PtlNic(wiring.Component):
             with m.State("Drain"):
                 m.d.comb += hold.eq(1)
                 with m.If(pcie.drained):
-                    m.d.sync += rst_count.eq(rst_cycles)
+                    m.d.sync += rst_count.eq(SOFT_RESET_CYCLES)
                     m.next = "Reset"
             with m.State("Reset"):
                 m.d.comb += [hold.eq(1), core_rst.eq(1)]

@@ -4,12 +4,15 @@ Queues 0 .. N-1 are the transmit queues, N .. 2N-1 the receive queues. A doorbel
 sets a queue's tail. The fetcher reads, by DMA, up to ``desc_cache`` descriptors
 at a time from queues whose tail is ahead of what was fetched and whose cache
 has room for half of it (or for all that is pending), into a cache of
-``desc_cache`` slots per queue; it checks each against the protection table on
-the way in. The transmit and receive engines each see, per queue, whether a
-complete chain (descriptors up to one without MORE) is cached, read its
-descriptors and pop it when done. Chains are recorded as their last
-descriptor arrives (length and first error) in a small per-queue FIFO, so
-finding one costs no search.
+``desc_cache`` slots per queue in block RAM; it checks each against the
+protection table on the way in. The transmit and receive engines each see, per
+queue, whether a complete chain (descriptors up to one without MORE) is cached;
+they name the queue and descriptor to look at a cycle ahead (the cache is read
+synchronously), and pop the chain when done. Chains are recorded as their last
+descriptor arrives (length and first error) in a small per-queue FIFO, also in
+block RAM, so finding one costs no search. The rings' registers come from the
+register tables (``TXQ``, ``RXQ`` and their doorbell pages): a ring's base is
+read when a fetch is issued, its control word when an incarnation starts.
 
 A queue stops in error (its ERROR register says why) when a descriptor fetch
 fails or a chain cannot end within the ring or the cache; re-enabling the queue

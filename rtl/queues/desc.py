@@ -231,8 +231,13 @@ class DescQueues(wiring.Component):
             want = Mux(pend < half, pend, half)
             m.d.comb += [free[q].eq(D - c_count[q] - c_infl[q]),
                          need[q].eq(running[q] & (pend != 0) & (free[q] >= want))]
+        # The round robin's choice is registered; the next cycle the queue's
+        # counters give the fetch's size, if it still needs one.
         last_f = Signal(QB)
-        pick = round_robin(m, Q, need, last_f)
+        rr = round_robin(m, Q, need, last_f)
+        pick = Signal(QB)
+        picked = Signal()
+        m.d.sync += [pick.eq(rr), picked.eq(need != 0)]
         p_tail = Array(tail)[pick]
         p_fetch = Array(fetch)[pick]
         p_size = Array(size)[pick]
@@ -255,7 +260,7 @@ class DescQueues(wiring.Component):
         b_off = Signal(20)
         b_len = Signal(DB + 5)
         b_free = ~b_valid | req.ready
-        commit = (need != 0) & inflight.w_rdy & b_free
+        commit = picked & need.bit_select(pick, 1) & inflight.w_rdy & b_free
         m.d.comb += [w_fetch.q.eq(pick), w_fetch.gen.eq(Array(gen)[pick]), w_fetch.n.eq(n_fetch)]
         for side in range(2):
             rp = self._base_rd[side]

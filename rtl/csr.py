@@ -85,21 +85,18 @@ def _bits(n):
     return max(1, (n - 1).bit_length())
 
 
-class TableWrite(wiring.Signature):
-    """A write to an entry's register: ``stb`` (one cycle), the ``entry``, the
-    DWORD (``half``) and its byte enables and bytes."""
-
-    def __init__(self, entries):
-        super().__init__({"stb": Out(1), "entry": Out(_bits(entries)), "half": Out(1), "be": Out(4),
-                          "data": Out(32)})
+def _byte_mask(be):
+    """The 32-bit mask of the bytes that ``be`` enables."""
+    return Cat(*[Mux(be[k], Const(0xFF, 8), Const(0, 8)) for k in range(4)])
 
 
 class RegisterTable(wiring.Component):
     """Serves a :class:`~rtl.regmap.RegisterBlock` through the register file's window.
 
     ``rw`` registers live in one memory each (``count`` entries; a read port for
-    the owner comes from :meth:`read_port`); every write to one is also shown
-    on ``wr_<name>`` so the owner can act on it. ``ro`` registers are inputs
+    the owner comes from :meth:`read_port`); a one-bit field the owner must see
+    for every entry at once (an enable) is also kept in flip-flops
+    (:meth:`flag`). ``ro`` registers are inputs
     ``ro_<name>``: the owner drives them with the value of entry ``r_entry``
     (the entry being read, this cycle). ``wo`` registers are ``wo_<name>``
     strobes, one cycle after the write, with the entry and the written bytes
@@ -114,10 +111,10 @@ class RegisterTable(wiring.Component):
         members = {"win": In(CsrWindow(_bits(block.count), self._ob)), "clear": In(1), "busy": Out(1),
                    "r_entry": Out(_bits(block.count))}
         self._mems = {}
+        self._flags = {}
         for r in block.registers:
             n = port_name(r)
             if r.access == "rw":
-                members[f"wr_{n}"] = Out(TableWrite(block.count))
                 self._mems[r.name] = Memory(shape=r.width, depth=block.count, init=[r.reset] * block.count)
             elif r.access == "ro":
                 members[f"ro_{n}"] = In(r.width)
@@ -130,6 +127,20 @@ class RegisterTable(wiring.Component):
     def read_port(self, name, domain="sync"):
         """A read port on ``rw`` register ``name``'s memory for the owner (before elaboration)."""
         return self._mems[name].read_port(domain=domain)
+
+    def flag(self, reg_name, field_name):
+        """One-bit field ``field_name`` of ``rw`` register ``reg_name`` for every
+        entry at once (bit ``i``: entry ``i``), as last written, in flip-flops;
+        for the owner, before elaboration."""
+        reg = self.block.reg(reg_name)
+        f = reg.field(field_name)
+        if reg.access != "rw" or f.width != 1:
+            raise ValueError(f"{self.block.name}.{reg_name}.{field_name}: only one-bit fields of rw registers")
+        if (reg_name, field_name) not in self._flags:
+            init = -((reg.reset >> f.offset) & 1) & ((1 << self.block.count) - 1)
+            self._flags[reg_name, field_name] = Signal(self.block.count, init=init,
+                                                       name=f"{self.block.name.lower()}_{field_name.lower()}")
+        return self._flags[reg_name, field_name]
 
     def elaborate(self, platform):
         m = Module()
@@ -150,7 +161,7 @@ class RegisterTable(wiring.Component):
             with m.If(clr_entry == b.count - 1):
                 m.d.sync += sweeping.eq(0)
         m.d.comb += self.busy.eq(sweeping | self.clear)
-        be_mask = Cat(*[Mux(w.w_be[k], Const(0xFF, 8), Const(0, 8)) for k in range(4)])
+        be_mask = _byte_mask(w.w_be)
         for i, r in enumerate(b.registers):
             n = port_name(r)
             lo = r.addr // 4
@@ -166,10 +177,14 @@ class RegisterTable(wiring.Component):
                 m.submodules[f"mem_{n}"] = mem
                 wp = mem.write_port(granularity=8)
                 rp = mem.read_port(domain="sync")
-                ev = getattr(self, f"wr_{n}")
                 stb = w.w_stb & at
-                m.d.comb += [ev.stb.eq(stb), ev.entry.eq(w.entry), ev.half.eq(half), ev.be.eq(w.w_be),
-                             ev.data.eq(w.w_data)]
+                for (reg_name, field_name), flags in self._flags.items():
+                    if reg_name == r.name:
+                        pos = r.field(field_name).offset
+                        with m.If(self.busy):
+                            m.d.sync += flags.eq(flags.init)
+                        with m.Elif(stb & (half == pos // 32) & w.w_be[pos % 32 // 8]):
+                            m.d.sync += flags.bit_select(w.entry, 1).eq(w.w_data[pos % 32])
                 with m.If(self.busy):
                     m.d.comb += [wp.addr.eq(clr_entry), wp.data.eq(r.reset), wp.en.eq(-1)]
                 with m.Else():
@@ -368,7 +383,7 @@ class RegisterFile(wiring.Component):
             m.d.sync += r_data.eq(Mux(unmapped_rd, UNMAPPED_READ_VALUE, 0))
 
         # Writes: byte enables honoured; read-only and unmapped addresses counted.
-        be_mask = Cat(*[Mux(bus.w_be[b], Const(0xFF, 8), Const(0, 8)) for b in range(4)])
+        be_mask = _byte_mask(bus.w_be)
         with m.If(bus.w_stb & ~any_table):
             with m.Switch(bus.addr):
                 for reg in self._regmap:

@@ -58,6 +58,7 @@ class CplWriter(wiring.Component):
         self._base_rd = tables["CQ"].read_port("BASE", domain="comb")
         self._ctrl_rd = tables["CQ"].read_port("CTRL", domain="comb")
         self._time_rd = tables["CQ"].read_port("MOD_TIME", domain="comb")
+        self._enabled = tables["CQ"].flag("CTRL", "ENABLE")
         super().__init__({
             "i_tx": In(stream.Signature(cpl_req_layout())),
             "i_rx": In(stream.Signature(cpl_req_layout())),
@@ -87,14 +88,10 @@ class CplWriter(wiring.Component):
         cons = [Signal(16, name=f"cons{j}") for j in range(C)]
         armed = [Signal(name=f"armed{j}") for j in range(C)]
         timer = [Signal(32, name=f"timer{j}") for j in range(C)]
-        want = [Signal(name=f"cq_want{j}") for j in range(C)]          # CTRL.ENABLE as last written
+        want = [self._enabled[j] for j in range(C)]                     # CTRL.ENABLE as last written
         l_vector = [Signal(5, name=f"cq_vector{j}") for j in range(C)]  # taken when the incarnation starts
         l_count = [Signal(16, name=f"cq_mod_count{j}") for j in range(C)]
         l_time = [Signal(32, name=f"cq_mod_time{j}") for j in range(C)]
-        ev = tab.wr_ctrl
-        for jj in range(C):
-            with m.If(ev.stb & (ev.entry == jj) & ev.be[0]):
-                m.d.sync += want[jj].eq(ev.data[0])
         sizes = [(Const(1, 17) << l_log[j])[:17] for j in range(C)]
 
         # --------------------------------------------------------- write records

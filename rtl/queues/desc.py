@@ -124,6 +124,7 @@ class DescQueues(wiring.Component):
         # incarnation starts.
         self._base_rd = [tables[k].read_port("BASE") for k in ("TXQ", "RXQ")]
         self._ctrl_rd = [tables[k].read_port("CTRL", domain="comb") for k in ("TXQ", "RXQ")]
+        self._enabled = [tables[k].flag("CTRL", "ENABLE") for k in ("TXQ", "RXQ")]
         super().__init__({
             "dma": Out(DmaReadClient(config.data_width)),
             "tx": Out(ChainPort(n, d)),
@@ -166,7 +167,7 @@ class DescQueues(wiring.Component):
         ch_count = [Signal(DB + 1, name=f"ch_count{q}") for q in range(Q)]
         running = [Signal(name=f"running{q}") for q in range(Q)]
         quiet = [Signal(name=f"quiet{q}") for q in range(Q)]
-        enabled = [Signal(name=f"enabled{q}") for q in range(Q)]      # CTRL.ENABLE as last written
+        enabled = [self._enabled[q >= N][q % N] for q in range(Q)]    # CTRL.ENABLE as last written
         for q in range(Q):
             m.d.comb += running[q].eq(on[q] & (error[q] == 0))
         # Registers read through the tables' windows: the entry being read.
@@ -178,10 +179,6 @@ class DescQueues(wiring.Component):
                 t.ro_error.eq(Array([Cat(error[side * N + i], Const(0, 4), on[side * N + i],
                                          ~on[side * N + i] & ~quiet[side * N + i]) for i in range(N)])[r]),
             ]
-            ev = t.wr_ctrl
-            for i in range(N):
-                with m.If(ev.stb & (ev.entry == i) & ev.be[0]):
-                    m.d.sync += enabled[side * N + i].eq(ev.data[0])
         size = [(Const(1, 17) << l_log[q])[:17] for q in range(Q)]
 
         # Per-queue updates from several places in one cycle, summed here.

@@ -72,7 +72,13 @@ class PtlNic(wiring.Component):
 
         connect(m, flipped(self.i_tlp), pcie.i_tlp)
         connect(m, pcie.o_tlp, flipped(self.o_tlp))
-        connect(m, flipped(self.cfg), pcie.cfg)
+        # Configuration-space state changes only when the host writes config
+        # space: taken through a register, so that no logic depends on the
+        # endpoint's outputs within the cycle.
+        cfg_q = PcieCfgSignature().create(path=("cfg_q",))
+        for name in PcieCfgSignature().members:
+            m.d.sync += getattr(cfg_q, name).eq(getattr(self.cfg, name))
+        connect(m, cfg_q, pcie.cfg)
         connect(m, pcie.csr, csr.bus)
         backpressure = get_field(csr.queue_control, REGMAP["QUEUE_CONTROL"], "RX_BACKPRESSURE")
         connect(m, queues.o_frame, eth.i_frame)
@@ -148,10 +154,10 @@ class PtlNic(wiring.Component):
         m.d.comb += [
             csr.cycle_count.eq(cycle_count),
             csr.status.eq(pack_fields(
-                REGMAP["STATUS"], RESET_BUSY=hold | csr.busy, BUS_MASTER=self.cfg.bus_master,
-                MSI_ENABLE=self.cfg.msi_enable,
-                MPS=code(cfg.max_payload_size, self.cfg.mps), MRRS=code(cfg.max_read_request_size, self.cfg.mrrs),
-                DMA_RD_BUSY=pcie.rd_busy, DMA_WR_BUSY=pcie.wr_busy, REQUESTER_ID=self.cfg.requester_id)),
+                REGMAP["STATUS"], RESET_BUSY=hold | csr.busy, BUS_MASTER=cfg_q.bus_master,
+                MSI_ENABLE=cfg_q.msi_enable,
+                MPS=code(cfg.max_payload_size, cfg_q.mps), MRRS=code(cfg.max_read_request_size, cfg_q.mrrs),
+                DMA_RD_BUSY=pcie.rd_busy, DMA_WR_BUSY=pcie.wr_busy, REQUESTER_ID=cfg_q.requester_id)),
         ]
         rs, ws, qs, es = pcie.rd_stats, pcie.wr_stats, queues.stats, eth.stats
         m.d.comb += [

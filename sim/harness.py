@@ -10,9 +10,16 @@ that tests drive with frames of their own making (bad FCS, runts, oversize); the
 each NIC are visible on ``wire_a``/``wire_b`` for capture. A receiver's pause
 (``ready`` low) holds its sender; the receiver keeps room for the frames on the
 link.
+
+``SimNic``: one NIC with the same ports, for the one-NIC testbenches.
+
+Both tops take their reset through a flip-flop (``registered_reset``): the
+domain's reset is then not a top-level input, so Verilator does not have to
+evaluate every register's next-state logic whenever an input might have
+changed (each half clock cycle), only on the clock edge.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, flipped
 
@@ -22,9 +29,39 @@ from rtl.pcie.tlp import TlpStream
 from rtl.streams import bytes_layout
 from rtl.top import PtlNic
 
-__all__ = ["PtlnicPair", "LINK_DELAY"]
+__all__ = ["PtlnicPair", "SimNic", "LINK_DELAY", "registered_reset"]
 
 LINK_DELAY = 8
+
+
+def registered_reset(m, clk, rst):
+    """Define the ``sync`` domain on the top-level ports ``clk`` and ``rst``,
+    its reset taken through a flip-flop (one cycle later)."""
+    m.domains.sync = sync = ClockDomain("sync")
+    m.domains.rst_in = ClockDomain("rst_in", reset_less=True)
+    held = Signal(init=1, name="rst_held")
+    m.d.comb += [sync.clk.eq(clk), ClockSignal("rst_in").eq(clk), sync.rst.eq(held)]
+    m.d.rst_in += held.eq(rst)
+
+
+class SimNic(wiring.Component):
+    """:class:`rtl.top.PtlNic` with the same ports, plus ``clk`` and ``rst``."""
+
+    def __init__(self, config):
+        self.config = config
+        self._nic = PtlNic(config)
+        super().__init__({"clk": In(1), "rst": In(1), **self._nic.signature.members})
+
+    def elaborate(self, platform):
+        m = Module()
+        registered_reset(m, self.clk, self.rst)
+        m.submodules.nic = nic = self._nic
+        for name in nic.signature.members:
+            if nic.signature.members[name].flow == In:
+                wiring.connect(m, flipped(getattr(self, name)), getattr(nic, name))
+            else:
+                wiring.connect(m, getattr(nic, name), flipped(getattr(self, name)))
+        return m
 
 
 class PtlnicPair(wiring.Component):
@@ -33,7 +70,7 @@ class PtlnicPair(wiring.Component):
         self._delay = link_delay
         W = config.data_width
         wire = stream.Signature(bytes_layout(W))
-        members = {}
+        members = {"clk": In(1), "rst": In(1)}
         for n in ("a", "b"):
             members[f"{n}_i_tlp"] = In(TlpStream(W))
             members[f"{n}_o_tlp"] = Out(TlpStream(W))
@@ -46,6 +83,7 @@ class PtlnicPair(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        registered_reset(m, self.clk, self.rst)
         W = self.config.data_width
         wire = stream.Signature(bytes_layout(W))
         nics = {}
@@ -56,6 +94,8 @@ class PtlnicPair(wiring.Component):
             for name in PcieCfgSignature().members:
                 m.d.comb += getattr(nic.cfg, name).eq(getattr(getattr(self, f"{n}_cfg"), name))
 
+        loopback = Signal()
+        m.d.sync += loopback.eq(self.loopback)
         joins = {}
         for dst, src in (("a", "b"), ("b", "a")):
             # The sender's wire and the injector share the way in, a frame at a time.
@@ -64,8 +104,8 @@ class PtlnicPair(wiring.Component):
             # The sender's wire (the NIC itself in loopback), then the injector.
             tx_dst, tx_src = nics[dst].o_eth, nics[src].o_eth
             m.d.comb += [
-                j_wire.valid.eq(Mux(self.loopback, tx_dst.valid, tx_src.valid)),
-                j_wire.payload.eq(Mux(self.loopback, tx_dst.payload, tx_src.payload)),
+                j_wire.valid.eq(Mux(loopback, tx_dst.valid, tx_src.valid)),
+                j_wire.payload.eq(Mux(loopback, tx_dst.payload, tx_src.payload)),
             ]
             wiring.connect(m, flipped(getattr(self, f"inj_{dst}")), j_inj)
             # Delay line towards the receiver; its pause goes straight back.
@@ -82,5 +122,5 @@ class PtlnicPair(wiring.Component):
         # A NIC's transmitter is held by the join its wire goes into.
         for n, other in (("a", "b"), ("b", "a")):
             own, peer = joins[n].inputs()[0], joins[other].inputs()[0]
-            m.d.comb += nics[n].o_eth.ready.eq(Mux(self.loopback, own.ready, peer.ready))
+            m.d.comb += nics[n].o_eth.ready.eq(Mux(loopback, own.ready, peer.ready))
         return m

@@ -243,12 +243,12 @@ def test_descriptor_queues_hand_out_every_posted_chain(width, seed):
     async def engine(ctx, side):
         port = dq.rx if side else dq.tx
         while True:
-            for s in (port.pop, port.claim, port.hold, port.idx):
+            for s in (port.pop, port.claim, port.hold, port.idx, port.block):
                 ctx.set(s, 0)
             await ctx.tick()
             if rng.random() < 0.3:
                 continue
-            cands = [i for i in range(N) if (ctx.get(port.ready) & ctx.get(port.room)) >> i & 1]
+            cands = [i for i in range(N) if ctx.get(port.ready) >> i & 1]
             if not cands:
                 continue
             i = rng.choice(cands)
@@ -257,6 +257,17 @@ def test_descriptor_queues_hand_out_every_posted_chain(width, seed):
             ctx.set(port.sel, i)
             ctx.set(port.idx, 0)
             await ctx.tick()
+            if not ctx.get(port.room):
+                # No completion slot: the transmit engine parks the queue (it
+                # leaves ``ready`` until its completion queue has room), the
+                # receive engine waits.
+                if side == 0:
+                    ctx.set(port.block, 1)
+                    await ctx.tick()
+                    ctx.set(port.block, 0)
+                    assert not ctx.get(port.ready) >> i & 1 or ctx.get(dq.claim.room) >> (q % 2) & 1, \
+                        f"{name(q)} still ready after it was parked on a full completion queue"
+                continue
             assert posted[q], f"{name(q)}: a chain is offered that was never posted"
             first, chain = posted[q][0]
             n = ctx.get(port.len)

@@ -98,7 +98,9 @@ class RegisterTable(wiring.Component):
     for every entry at once (an enable) is also kept in flip-flops
     (:meth:`flag`). ``ro`` registers are inputs
     ``ro_<name>``: the owner drives them with the value of entry ``r_entry``
-    (the entry being read, this cycle). ``wo`` registers are ``wo_<name>``
+    (the entry being read, this cycle), or, for those it marks with
+    :meth:`late`, on the next cycle (read from a memory addressed by
+    ``r_entry``). ``wo`` registers are ``wo_<name>``
     strobes, one cycle after the write, with the entry and the written bytes
     (others zero). After reset, and after ``clear``, the table returns every
     ``rw`` register of every entry to its reset value, one entry per cycle;
@@ -112,6 +114,7 @@ class RegisterTable(wiring.Component):
                    "r_entry": Out(_bits(block.count))}
         self._mems = {}
         self._flags = {}
+        self._late = set()
         for r in block.registers:
             n = port_name(r)
             if r.access == "rw":
@@ -127,6 +130,14 @@ class RegisterTable(wiring.Component):
     def read_port(self, name, domain="sync"):
         """A read port on ``rw`` register ``name``'s memory for the owner (before elaboration)."""
         return self._mems[name].read_port(domain=domain)
+
+    def late(self, reg_name):
+        """The owner drives ``ro`` register ``reg_name`` of entry ``r_entry``
+        one cycle later (from a synchronous memory read); before elaboration."""
+        reg = self.block.reg(reg_name)
+        if reg.access != "ro" or reg.dwords != 1:
+            raise ValueError(f"{self.block.name}.{reg_name}: only 32-bit ro registers can be late")
+        self._late.add(reg_name)
 
     def flag(self, reg_name, field_name):
         """One-bit field ``field_name`` of ``rw`` register ``reg_name`` for every
@@ -193,6 +204,8 @@ class RegisterTable(wiring.Component):
                                               0))]
                 m.d.comb += [rp.addr.eq(w.entry), rp.en.eq(w.r_stb)]
                 r_val.append(rp.data.word_select(r_half, 32) if r.dwords > 1 else rp.data)
+            elif r.access == "ro" and r.name in self._late:
+                r_val.append(getattr(self, f"ro_{n}"))
             elif r.access == "ro":
                 held = Signal(r.width, name=f"ro_{n}_q")
                 with m.If(w.r_stb & at):

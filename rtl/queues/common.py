@@ -1,7 +1,7 @@
 """Views of the memory-region registers, the protection check and the
 completion request that the queue engines share."""
 
-from amaranth.hdl import Cat, Const, Signal, unsigned
+from amaranth.hdl import Cat, Const, Mux, Signal, unsigned
 from amaranth.lib import data
 
 from ..csr import get_field
@@ -36,17 +36,19 @@ def cpl_req_layout():
 
 def protection_ok(m, mrs, pd, addr, length, write):
     """True when ``[addr, addr + length)`` lies inside one enabled memory region
-    of domain ``pd`` that allows the access (``write``: a constant, receive).
-    Sums are taken with a 65th bit: a region or a buffer that would run past
-    the top of the 64-bit address space never matches (no wrap to 0)."""
+    of domain ``pd`` that allows the access (``write``: an Amaranth value, 1 for
+    a receive buffer). Sums are taken with a 65th bit: a region or a buffer
+    that would run past the top of the 64-bit address space never matches (no
+    wrap to 0). Each region's end is computed once, in a register (regions
+    change rarely; a change applies to descriptors fetched a cycle later)."""
     hits = []
     end = Signal(65)
     m.d.comb += end.eq(addr + length)
     for k, mr in enumerate(mrs):
         mr_end = Signal(65, name=f"mr{k}_end")
-        m.d.comb += mr_end.eq(mr.base + mr.len)
+        m.d.sync += mr_end.eq(mr.base + mr.len)
         hit = Signal(name=f"mr{k}_hit")
-        m.d.comb += hit.eq(mr.enable & (mr.pd == pd) & (mr.write if write else mr.read)
+        m.d.comb += hit.eq(mr.enable & (mr.pd == pd) & Mux(write, mr.write, mr.read)
                            & (mr_end <= (1 << 64)) & (addr >= mr.base) & (end <= mr_end))
         hits.append(hit)
     return Cat(*hits).any() if hits else Const(0, 1)

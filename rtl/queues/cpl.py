@@ -4,28 +4,48 @@ their interrupts, with moderation.
 Every completion has a slot waiting for it: an engine starts a chain only
 after claiming a slot of its completion queue (``claim``), so a record is never
 held up by a full ring, and a completion queue that its owner does not drain
-holds only the queues bound to it. A completion queue's incarnation starts
-(ENABLE) only once every slot claimed from the previous one has been written
-or dropped; a record whose completion queue stopped after its chain started is
-dropped and counted. A consumer-index doorbell is taken only between the
-last consumer index and the records written; others are ignored and counted.
-Each record written or dropped is reported to the queues (``retire``), for
-their drain. A completion queue interrupts
-when it is armed (by its doorbell) and either MOD_COUNT completions are
-unconsumed or one has waited MOD_TIME cycles; the interrupt disarms it. Only
-completions whose write has reached the PCIe link count, so the interrupt never
-overtakes the records. With beats of 32 bytes or more, two records for
-consecutive slots of one ring (the first even) go in one write: a record for an
-even slot waits up to ``PAIR_WAIT`` cycles for its partner.
+holds only the queues bound to it. A record whose completion queue stopped
+after its chain started is dropped and counted. A consumer-index doorbell is
+taken only between the last consumer index and the records written; others
+are ignored and counted. Each record written or dropped is reported to the
+queues (``retire``), for their drain. With beats of 32 bytes or more, two
+records for consecutive slots of one ring (the first even) go in one write: a
+record for an even slot waits up to ``PAIR_WAIT`` cycles for its partner.
+
+State lives in memories, each written by one unit: the configuration of each
+incarnation (the start unit), the producer index (the record path), the
+records written (the status path: a record counts once its write has passed
+the PCIe arbiter, so an interrupt never overtakes it), the consumer index (the
+doorbell unit) and the interrupt timer's start (the interrupt scanner).
+Flip-flops hold what must be seen for every completion queue at once: running,
+armed, draining, and the count of free slots that the engines' claims draw on
+(``room``: at least one, ``room2``: at least two).
+
+Incarnations. ENABLE starts an incarnation only once everything of the
+previous one has landed: the start unit notes how many slots each engine had
+claimed, waits until as many of each engine's records have been written or
+dropped, then until every write issued by then has passed the arbiter; it has
+the record path, the status path and the doorbell unit clear the queue's
+entries, and takes LOG_SIZE, VECTOR, MOD_COUNT and MOD_TIME from the table.
+
+Interrupts. A completion queue interrupts when it is armed (by its doorbell)
+and either MOD_COUNT completions are unconsumed or one has waited MOD_TIME
+cycles; the interrupt disarms it. A scanner visits one completion queue a
+cycle and decides; the timer starts when the scanner first finds the queue
+armed with a completion unconsumed (so interrupts come up to ``num_cqs``
+cycles late, never early).
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..csr import get_field
 from ..dma.mux import DmaWriteClient
-from ..lib.arbiter import lowest_set
+from ..lib.arbiter import round_robin
+from ..lib.flags import FlagBits, passed
+from ..lib.peek import PeekFifo
 from .common import cpl_req_layout
 from .desc import RETIRE_PORTS, CqClaimSignature, RetireSignature
 from .layouts import CPL_BYTES, Completion
@@ -35,6 +55,8 @@ __all__ = ["CplWriter", "PAIR_WAIT"]
 #: Cycles a completion record for an even ring slot waits for the record of the
 #: next slot, so that the two share one write (beats of 32 bytes or more).
 PAIR_WAIT = 8
+#: Record writes whose statuses have not come back, at most.
+ORDER_DEPTH = 16
 
 
 class CplWriter(wiring.Component):
@@ -53,12 +75,14 @@ class CplWriter(wiring.Component):
         their doorbell pages (``CQ``, ``CQ_DB``)."""
         self._config = config
         self._tables = tables
-        # The ring base is read for each record; the control words when an
+        # The ring base is read with each record; the control words when an
         # incarnation starts.
-        self._base_rd = tables["CQ"].read_port("BASE", domain="comb")
+        self._base_rd = tables["CQ"].read_port("BASE")
         self._ctrl_rd = tables["CQ"].read_port("CTRL", domain="comb")
         self._time_rd = tables["CQ"].read_port("MOD_TIME", domain="comb")
         self._enabled = tables["CQ"].flag("CTRL", "ENABLE")
+        tables["CQ"].late("STATE")
+        tables["CQ"].late("STATUS")
         super().__init__({
             "i_tx": In(stream.Signature(cpl_req_layout())),
             "i_rx": In(stream.Signature(cpl_req_layout())),
@@ -80,39 +104,95 @@ class CplWriter(wiring.Component):
         N = cfg.num_queues
         QB = (2 * N - 1).bit_length()
 
-        on = [Signal(name=f"cq_on{j}") for j in range(C)]
-        l_log = [Signal(4, name=f"cq_log{j}") for j in range(C)]
-        claimed = [Signal(16, name=f"claimed{j}") for j in range(C)]   # slots written + claimed, not dropped
-        prod = [Signal(16, name=f"prod{j}") for j in range(C)]
-        done = [Signal(16, name=f"done{j}") for j in range(C)]
-        cons = [Signal(16, name=f"cons{j}") for j in range(C)]
-        armed = [Signal(name=f"armed{j}") for j in range(C)]
-        timer = [Signal(32, name=f"timer{j}") for j in range(C)]
-        want = [self._enabled[j] for j in range(C)]                     # CTRL.ENABLE as last written
-        l_vector = [Signal(5, name=f"cq_vector{j}") for j in range(C)]  # taken when the incarnation starts
-        l_count = [Signal(16, name=f"cq_mod_count{j}") for j in range(C)]
-        l_time = [Signal(32, name=f"cq_mod_time{j}") for j in range(C)]
-        sizes = [(Const(1, 17) << l_log[j])[:17] for j in range(C)]
+        def size_of(log):
+            return (Const(1, 17) << log)[:17]
 
-        # --------------------------------------------------------- write records
+        def exists(cq):
+            return (cq < C) if C < 256 else Const(1)
+
+        # ------------------------------------------------------------ memories
+        ccfg_l = data.StructLayout({"log": 4, "vector": 5, "count": 16, "time": 32})
+        t0_l = data.StructLayout({"valid": 1, "t0": 32})
+        m.submodules.ccfg_mem = ccfg_mem = Memory(shape=ccfg_l, depth=C, init=[])
+        m.submodules.prod_mem = prod_mem = Memory(shape=16, depth=C, init=[])
+        m.submodules.done_mem = done_mem = Memory(shape=16, depth=C, init=[])
+        m.submodules.cons_mem = cons_mem = Memory(shape=16, depth=C, init=[])
+        m.submodules.t0_mem = t0_mem = Memory(shape=t0_l, depth=C, init=[])
+        ccfg_wp = ccfg_mem.write_port()
+        prod_wp = prod_mem.write_port()
+        done_wp = done_mem.write_port()
+        cons_wp = cons_mem.write_port()
+        t0_wp = t0_mem.write_port()
+
+        # ------------------------------------------------------ per-CQ state
+        on = FlagBits("cq_on", C)
+        armed = FlagBits("cq_armed", C)
+        rearm = FlagBits("cq_rearm", C)           # armed again: the timer starts anew
+        draining = FlagBits("cq_draining", C)
+        want = Signal(C)
+        m.d.comb += want.eq(self._enabled)
+        stop = on.value & ~want
+        on.clear_mask(stop)
+        draining.set_mask(stop)
+        # Free slots (neither claimed nor holding an unconsumed record): the
+        # engines' claims take them at once, drops and consumer indices give
+        # them back.
+        free = [Signal(16, name=f"cq_free{j}") for j in range(C)]
+        free_add = [Signal(16, name=f"cq_free_add{j}") for j in range(C)]
+        free_sub = [Signal(2, name=f"cq_free_sub{j}") for j in range(C)]
+        cl = self.claim
+        for j in range(C):
+            m.d.comb += [free_sub[j].eq((cl.tx.en & (cl.tx.cq == j)) + (cl.rx.en & (cl.rx.cq == j))),
+                         cl.room[j].eq(on.value[j] & (free[j] != 0)),
+                         cl.room2[j].eq(on.value[j] & (free[j][1:] != 0))]
+        # Running counts for the drain: slots claimed and records finished
+        # (written or dropped), per engine; record writes issued and done.
+        claims = [Signal(16, name="claims_tx"), Signal(16, name="claims_rx")]
+        finished = [Signal(16, name="finished_tx"), Signal(16, name="finished_rx")]
+        writes, statuses = Signal(16), Signal(16)
+        fin = [Signal(2, name="fin_tx"), Signal(2, name="fin_rx")]
+        m.d.sync += [claims[0].eq(claims[0] + cl.tx.en), claims[1].eq(claims[1] + cl.rx.en),
+                     finished[0].eq(finished[0] + fin[0]), finished[1].eq(finished[1] + fin[1])]
+        # Clearing a completion queue's entries when its incarnation starts.
+        clr_j = Signal(CB)
+        clr_req = Signal(3)                       # record path, status path, doorbell unit
+        clr_done = Signal(3)
+
+        # ------------------------------------------------------ record path
+        # A record is taken from its engine's stream into ``r`` while its
+        # queue's producer index, ring base and size are read; the next cycle
+        # it is written (alone or with its partner), held for its partner, or
+        # dropped.
+        r = Signal(cpl_req_layout())
+        r_valid = Signal()
+        take = Signal()              # ``r`` is done with this cycle
         last_rx = Signal()
         use_rx = Mux(self.i_tx.valid & self.i_rx.valid, ~last_rx, self.i_rx.valid)
-        r = Signal(cpl_req_layout())
-        m.d.comb += r.eq(Mux(use_rx, self.i_rx.payload, self.i_tx.payload))
-        r_valid = self.i_tx.valid | self.i_rx.valid
+        nxt = cpl_req_layout()(Mux(use_rx, self.i_rx.payload, self.i_tx.payload))
+        load = (self.i_tx.valid | self.i_rx.valid) & (~r_valid | take) & ~clr_req[0]
+        p_cfg_rd = ccfg_mem.read_port(transparent_for=(ccfg_wp,))
+        p_prod_rd = prod_mem.read_port(transparent_for=(prod_wp,))
+        nxt_cq = Signal(8)
+        m.d.comb += nxt_cq.eq(nxt.cq)
+        m.d.comb += [p_cfg_rd.addr.eq(nxt_cq[:CB]), p_prod_rd.addr.eq(nxt_cq[:CB]), p_cfg_rd.en.eq(load),
+                     p_prod_rd.en.eq(load), self._base_rd.addr.eq(nxt_cq[:CB]), self._base_rd.en.eq(load)]
+        with m.If(load):
+            m.d.comb += [self.i_rx.ready.eq(use_rx), self.i_tx.ready.eq(~use_rx)]
+            m.d.sync += [r.eq(nxt), r_valid.eq(1), last_rx.eq(use_rx)]
+        with m.Elif(take):
+            m.d.sync += r_valid.eq(0)
         j = r.cq[:CB]
-        exists = (r.cq < C) if C < 256 else Const(1)
-        enabled = exists & Array(on)[j]
+        enabled = exists(r.cq) & on.bit(j)
         r_q = Signal(QB)
         m.d.comb += r_q.eq(Mux(r.kind, N + r.queue, r.queue))
-        p_j = Array(prod)[j]
-        size_j = Array(sizes)[j]
+        p_j = p_prod_rd.data
+        log_j = p_cfg_rd.data.log
+        size_j = size_of(log_j)
+
         # Each write's CQ, record count and queues, in request order, for the
         # interrupts and the queues' drain.
-        order_l = data.StructLayout({"cq": CB, "two": 1, "q0": QB, "q1": QB})
-        order = m.submodules.order = fifo.SyncFIFOBuffered(width=order_l.size, depth=16)
-        o_w = Signal(order_l)
-        m.d.comb += order.w_data.eq(o_w)
+        order = PeekFifo(m, data.StructLayout({"cq": CB, "two": 1, "q0": QB, "q1": QB}), ORDER_DEPTH, "order")
+        o_w = order.w_data
 
         rec = Signal(Completion)
         out0 = Signal(Completion)
@@ -120,14 +200,13 @@ class CplWriter(wiring.Component):
         two = Signal()               # the write in progress carries out0 and out1
         sending = Signal()
         half = Signal()
-        take = Signal()              # the record ``r`` leaves its stream
-        slot = Signal()              # ... and takes the next slot of its ring
+        slot = Signal()              # ``r`` takes the next slot of its ring
         req = self.dma.req
-        m.d.comb += self._base_rd.addr.eq(j)
         addr_j = self._base_rd.data + ((p_j & (size_j - 1)) << 4)
         m.d.comb += [rec.len.eq(r.len), rec.index.eq(r.index), rec.queue.eq(r.queue), rec.status.eq(r.status),
                      rec.kind.eq(r.kind), rec.ndesc.eq(r.ndesc), rec.timestamp.eq(self.now),
-                     rec.phase.eq(~p_j.bit_select(Array(l_log)[j], 1))]
+                     rec.phase.eq(~p_j.bit_select(log_j, 1))]
+        m.d.comb += [prod_wp.addr.eq(j), prod_wp.data.eq(p_j + 1), prod_wp.en.eq(slot)]
 
         def issue(addr, cq, pair, q0):
             return [req.valid.eq(1), req.payload.addr.eq(addr), req.payload.len.eq(Mux(pair, 2 * CPL_BYTES, CPL_BYTES)),
@@ -141,7 +220,9 @@ class CplWriter(wiring.Component):
         h_j = Signal(CB)
         h_addr = Signal(64)
         h_q = Signal(QB)
+        h_kind = Signal()
         h_age = Signal(range(PAIR_WAIT + 1))
+        drop = Signal()
         with m.If(~sending & held):
             pair = r_valid & enabled & (j == h_j)
             # Written with its partner, or alone once another record is
@@ -152,27 +233,32 @@ class CplWriter(wiring.Component):
             with m.If(~go):
                 m.d.sync += h_age.eq(h_age + 1)
             with m.If(req.valid & req.ready):
-                m.d.comb += [order.w_en.eq(1), take.eq(pair), slot.eq(pair)]
+                m.d.comb += [order.w_en.eq(1), take.eq(pair), slot.eq(pair),
+                             fin[0].eq((h_kind == 0) + (pair & (r.kind == 0))),
+                             fin[1].eq((h_kind == 1) + (pair & (r.kind == 1)))]
                 m.d.sync += [sending.eq(1), held.eq(0), two.eq(pair), out1.eq(rec), half.eq(0)]
         with m.Elif(~sending & r_valid):
             with m.If(~enabled):
-                m.d.comb += [take.eq(1), self.dropped.eq(1), self.retire[2].en.eq(1), self.retire[2].q.eq(r_q)]
+                m.d.comb += [take.eq(1), drop.eq(1), self.dropped.eq(1), self.retire[2].en.eq(1),
+                             self.retire[2].q.eq(r_q), fin[0].eq(r.kind == 0), fin[1].eq(r.kind == 1)]
             with m.Elif(order.w_rdy):
                 if pairs:
                     with m.If(~p_j[0]):
                         m.d.comb += [take.eq(1), slot.eq(1)]
                         m.d.sync += [held.eq(1), h_j.eq(j), h_addr.eq(addr_j), out0.eq(rec), h_q.eq(r_q),
-                                     h_age.eq(0)]
+                                     h_kind.eq(r.kind), h_age.eq(0)]
                     with m.Else():
                         m.d.comb += issue(addr_j, j, 0, r_q)
                 else:
                     m.d.comb += issue(addr_j, j, 0, r_q)
                 with m.If(req.valid & req.ready):
-                    m.d.comb += [take.eq(1), slot.eq(1), order.w_en.eq(1)]
+                    m.d.comb += [take.eq(1), slot.eq(1), order.w_en.eq(1), fin[0].eq(r.kind == 0),
+                                 fin[1].eq(r.kind == 1)]
                     m.d.sync += [sending.eq(1), out0.eq(rec), two.eq(0), half.eq(0)]
-        with m.If(take):
-            m.d.comb += [self.i_rx.ready.eq(use_rx), self.i_tx.ready.eq(~use_rx)]
-            m.d.sync += last_rx.eq(use_rx)
+        with m.If(order.w_en):
+            m.d.sync += writes.eq(writes + 1)
+        with m.If(clr_req[0] & ~slot):
+            m.d.comb += [prod_wp.addr.eq(clr_j), prod_wp.data.eq(0), prod_wp.en.eq(1), clr_done[0].eq(1)]
 
         wd = self.dma.data
         raw = out0.as_value()
@@ -194,75 +280,159 @@ class CplWriter(wiring.Component):
                 with m.If(half):
                     m.d.sync += sending.eq(0)
 
-        # Written (the TLP passed the arbiter): the completions count for interrupts.
-        m.d.comb += self.dma.resp.ready.eq(1)
-        m.d.comb += order.r_en.eq(self.dma.resp.valid)
-        o_r = Signal(order_l)
-        m.d.comb += o_r.eq(order.r_data)
-        o_j, o_two = o_r.cq, o_r.two
-        m.d.comb += [self.retire[0].en.eq(self.dma.resp.valid), self.retire[0].q.eq(o_r.q0),
-                     self.retire[1].en.eq(self.dma.resp.valid & o_two), self.retire[1].q.eq(o_r.q1)]
+        # ------------------------------------------------------ status path
+        # Written (the TLP passed the arbiter): the records count as done. The
+        # count of the head write's queue is read a cycle ahead (the next
+        # write's as a status comes), so statuses are taken every cycle.
+        st = self.dma.resp
+        m.d.comb += st.ready.eq(1)
+        m.d.comb += order.r_en.eq(st.valid)
+        o_r = order.head
+        s_done_rd = done_mem.read_port(transparent_for=(done_wp,))
+        s_addr = Signal(CB)
+        s_read = Signal(CB)
+        m.d.comb += [s_addr.eq(Mux(st.valid, order.next.cq, o_r.cq)), s_done_rd.addr.eq(s_addr)]
+        m.d.sync += s_read.eq(s_addr)
+        # After an empty FIFO the head may be newer than the last read: a write
+        # is always far more than a cycle away from its status, so the head has
+        # been read by then.
+        s_new = Signal(16)
+        m.d.comb += s_new.eq(s_done_rd.data + 1 + o_r.two)
+        with m.If(st.valid):
+            m.d.comb += [done_wp.addr.eq(o_r.cq), done_wp.data.eq(s_new), done_wp.en.eq(1)]
+            m.d.sync += statuses.eq(statuses + 1)
+        with m.Elif(clr_req[1]):
+            m.d.comb += [done_wp.addr.eq(clr_j), done_wp.data.eq(0), done_wp.en.eq(1), clr_done[1].eq(1)]
+        m.d.comb += [self.retire[0].en.eq(st.valid), self.retire[0].q.eq(o_r.q0),
+                     self.retire[1].en.eq(st.valid & o_r.two), self.retire[1].q.eq(o_r.q1)]
 
-        # ---------------------------------------------------- per-queue state
-        fires = []
-        vectors = []
-        db_bad = []
-        cl = self.claim
-        dropping = self.retire[2].en
-        quiets = [(claimed[jj] == prod[jj]) & (done[jj] == prod[jj]) for jj in range(C)]
-        # Incarnations start one a cycle, with the control words of the table.
-        startable = Signal(C)
-        m.d.comb += startable.eq(Cat(*[want[jj] & ~on[jj] & quiets[jj] for jj in range(C)]))
-        s_j = lowest_set(m, startable, "cq_start")
-        m.d.comb += [self._ctrl_rd.addr.eq(s_j), self._time_rd.addr.eq(s_j)]
-        s_ctrl = self._ctrl_rd.data
+        # ------------------------------------------------------ doorbells
+        # A consumer index between the last one and the records written; the
+        # slots it frees go back to the queue's free count.
+        d_valid = Signal()
+        d_j = Signal(CB)
+        d_cons = Signal(16)
+        d_arm = Signal()
         db_cons = get_field(dbs.data, db_reg, "CONS")
         db_arm = get_field(dbs.data, db_reg, "ARM")
+        d_cons_rd = cons_mem.read_port(transparent_for=(cons_wp,))
+        d_done_rd = done_mem.read_port(transparent_for=(done_wp,))
+        m.d.comb += [d_cons_rd.addr.eq(dbs.entry[:CB]), d_done_rd.addr.eq(dbs.entry[:CB])]
+        m.d.sync += [d_valid.eq(dbs.stb & exists(dbs.entry)), d_j.eq(dbs.entry[:CB]), d_cons.eq(db_cons),
+                     d_arm.eq(db_arm)]
+        d_done = Mux(st.valid & (o_r.cq == d_j), s_new, d_done_rd.data)
+        unconsumed = (d_done - d_cons_rd.data)[:16]
+        delta = (d_cons - d_cons_rd.data)[:16]
+        d_ok = on.bit(d_j) & (delta <= unconsumed)
+        m.d.comb += self.db_ignored.eq((dbs.stb & ~exists(dbs.entry)) | (d_valid & ~d_ok))
+        with m.If(d_valid & d_ok):
+            m.d.comb += [cons_wp.addr.eq(d_j), cons_wp.data.eq(d_cons), cons_wp.en.eq(1)]
+        with m.Elif(clr_req[2]):
+            m.d.comb += [cons_wp.addr.eq(clr_j), cons_wp.data.eq(0), cons_wp.en.eq(1), clr_done[2].eq(1)]
+        armed.set(d_valid & d_ok & d_arm, d_j)
+        rearm.set(d_valid & d_ok & d_arm, d_j)
         for jj in range(C):
-            start = startable[jj] & (s_j == jj)
-            db_stb = dbs.stb & (dbs.entry == jj)
-            with m.If(on[jj] & ~want[jj]):
-                m.d.sync += on[jj].eq(0)
-            used = (claimed[jj] - cons[jj])[:16]
-            m.d.comb += [cl.room[jj].eq(on[jj] & (used < sizes[jj])),
-                         cl.room2[jj].eq(on[jj] & (used + 1 < sizes[jj]))]
-            n_claims = (cl.tx.en & (cl.tx.cq == jj)) + (cl.rx.en & (cl.rx.cq == jj))
-            unconsumed = (done[jj] - cons[jj])[:16]
-            k = Mux(l_count[jj] == 0, 1, l_count[jj])
-            fire = Signal(name=f"cq_fire{jj}")
-            m.d.comb += fire.eq(armed[jj] & ((unconsumed >= k) | ((unconsumed != 0) & (l_time[jj] != 0)
-                                                                  & (timer[jj] >= l_time[jj]))))
-            fires.append(fire)
-            # A consumer index between the last one and the records written.
-            db_ok = on[jj] & ((db_cons - cons[jj])[:16] <= unconsumed)
-            db_bad.append(db_stb & ~db_ok)
-            with m.If(start):
-                m.d.sync += [prod[jj].eq(0), done[jj].eq(0), cons[jj].eq(0), armed[jj].eq(0), timer[jj].eq(0),
-                             claimed[jj].eq(0), on[jj].eq(1), l_log[jj].eq(get_field(s_ctrl, ctrl_reg, "LOG_SIZE")),
-                             l_vector[jj].eq(get_field(s_ctrl, ctrl_reg, "VECTOR")),
-                             l_count[jj].eq(get_field(s_ctrl, ctrl_reg, "MOD_COUNT")),
-                             l_time[jj].eq(self._time_rd.data)]
+            m.d.comb += free_add[jj].eq(Mux(d_valid & d_ok & (d_j == jj), delta, 0)
+                                        + (drop & exists(r.cq) & (j == jj)))
+
+        # ------------------------------------------------------ interrupts
+        # One completion queue a cycle: armed, with completions unconsumed,
+        # MOD_COUNT of them or the oldest waiting MOD_TIME cycles: interrupt.
+        i_j = Signal(CB)
+        i_q = Signal(CB)
+        m.d.sync += [i_j.eq(Mux(i_j == C - 1, 0, i_j + 1)), i_q.eq(i_j)]
+        i_cfg_rd = ccfg_mem.read_port(transparent_for=(ccfg_wp,))
+        i_done_rd = done_mem.read_port(transparent_for=(done_wp,))
+        i_cons_rd = cons_mem.read_port(transparent_for=(cons_wp,))
+        i_t0_rd = t0_mem.read_port(transparent_for=(t0_wp,))
+        m.d.comb += [i_cfg_rd.addr.eq(i_j), i_done_rd.addr.eq(i_j), i_cons_rd.addr.eq(i_j), i_t0_rd.addr.eq(i_j)]
+        i_cfg = i_cfg_rd.data
+        i_unc = (i_done_rd.data - i_cons_rd.data)[:16]
+        i_k = Mux(i_cfg.count == 0, 1, i_cfg.count)
+        i_pending = on.bit(i_q) & armed.bit(i_q) & (i_unc != 0)
+        i_timing = i_t0_rd.data.valid & ~rearm.bit(i_q)
+        fire = Signal()
+        m.d.comb += fire.eq(i_pending & ((i_unc >= i_k) | ((i_cfg.time != 0) & i_timing
+                                                             & ((self.now - i_t0_rd.data.t0)[:32] >= i_cfg.time))))
+        m.d.comb += t0_wp.addr.eq(i_q)
+        with m.If(fire | ~i_pending):
+            m.d.comb += [t0_wp.data.valid.eq(0), t0_wp.en.eq(1)]
+        with m.Elif(~i_timing):
+            m.d.comb += [t0_wp.data.valid.eq(1), t0_wp.data.t0.eq(self.now), t0_wp.en.eq(1)]
+        armed.clear(fire, i_q)
+        rearm.clear(1, i_q)
+        m.d.comb += [self.irq.eq(Mux(fire, (Const(1, cfg.msi_vectors) << i_cfg.vector)[:cfg.msi_vectors], 0)),
+                     self.irqs.eq(fire)]
+
+        # Registers read through the table's window: the entry being read, a
+        # cycle later.
+        re = tab.r_entry[:CB]
+        m_prod = prod_mem.read_port(transparent_for=(prod_wp,))
+        m_cons = cons_mem.read_port(transparent_for=(cons_wp,))
+        m.d.comb += [m_prod.addr.eq(re), m_cons.addr.eq(re)]
+        r_status = Signal(3)
+        m.d.sync += r_status.eq(Cat(armed.bit(re), on.bit(re), draining.bit(re)))
+        m.d.comb += [tab.ro_state.eq(Cat(m_prod.data, m_cons.data)), tab.ro_status.eq(r_status)]
+
+        # ------------------------------------------------------ start and drain
+        # One completion queue at a time, round robin among those that drain
+        # or wait to start: note the slots each engine has claimed, wait until
+        # as many records of each have been written or dropped, then until
+        # the writes issued by then are done; then (if ENABLE is set) clear
+        # its entries and start it with the control words of now.
+        want_start = Signal(C)
+        m.d.comb += want_start.eq(draining.value | (want & ~on.value))
+        last_s = Signal(CB)
+        s_pick = round_robin(m, C, want_start, last_s)
+        u_j = Signal(CB)
+        mark = [Signal(16, name="mark_tx"), Signal(16, name="mark_rx")]
+        mark_w = Signal(16)
+        pending_clr = Signal(3)
+        m.d.comb += [clr_j.eq(u_j), clr_req.eq(pending_clr)]
+        m.d.comb += [self._ctrl_rd.addr.eq(u_j), self._time_rd.addr.eq(u_j)]
+        s_ctrl = self._ctrl_rd.data
+        u_drained = Signal()
+        u_start = Signal()
+        s_log = Signal(4)
+        m.d.comb += s_log.eq(get_field(s_ctrl, ctrl_reg, "LOG_SIZE"))
+        with m.FSM(name="cq_start"):
+            with m.State("Idle"):
+                with m.If(want_start.any()):
+                    m.d.sync += [u_j.eq(s_pick), last_s.eq(s_pick), mark[0].eq(claims[0]), mark[1].eq(claims[1])]
+                    m.next = "Records"
+            with m.State("Records"):
+                with m.If(passed(finished[0], mark[0]) & passed(finished[1], mark[1])):
+                    m.d.sync += mark_w.eq(writes)
+                    m.next = "Writes"
+            with m.State("Writes"):
+                with m.If(passed(statuses, mark_w)):
+                    m.d.comb += u_drained.eq(1)
+                    with m.If(want.bit_select(u_j, 1) & ~on.bit(u_j)):
+                        m.d.sync += pending_clr.eq(0b111)
+                        m.next = "Clear"
+                    with m.Else():
+                        m.next = "Idle"
+            with m.State("Clear"):
+                m.d.sync += pending_clr.eq(pending_clr & ~clr_done)
+                with m.If((pending_clr & ~clr_done) == 0):
+                    m.next = "Start"
+            with m.State("Start"):
+                with m.If(want.bit_select(u_j, 1)):
+                    m.d.comb += [u_start.eq(1), ccfg_wp.addr.eq(u_j), ccfg_wp.en.eq(1),
+                                 ccfg_wp.data.log.eq(s_log),
+                                 ccfg_wp.data.vector.eq(get_field(s_ctrl, ctrl_reg, "VECTOR")),
+                                 ccfg_wp.data.count.eq(get_field(s_ctrl, ctrl_reg, "MOD_COUNT")),
+                                 ccfg_wp.data.time.eq(self._time_rd.data)]
+                m.next = "Idle"
+        draining.clear(u_drained, u_j)
+        on.set(u_start, u_j)
+        armed.clear(u_start, u_j)
+        for jj in range(C):
+            with m.If(u_start & (u_j == jj)):
+                m.d.sync += free[jj].eq(size_of(s_log))
             with m.Else():
-                m.d.sync += claimed[jj].eq(claimed[jj] + n_claims - (dropping & exists & (j == jj)))
-                with m.If(slot & (j == jj)):
-                    m.d.sync += prod[jj].eq(prod[jj] + 1)
-                with m.If(self.dma.resp.valid & (o_j == jj)):
-                    m.d.sync += done[jj].eq(done[jj] + 1 + o_two)
-                with m.If(fire):
-                    m.d.sync += [armed[jj].eq(0), timer[jj].eq(0)]
-                with m.Elif(armed[jj] & (unconsumed != 0)):
-                    m.d.sync += timer[jj].eq(Mux(timer[jj] == 0xFFFF_FFFF, timer[jj], timer[jj] + 1))
-                with m.If(db_stb & db_ok):
-                    m.d.sync += cons[jj].eq(db_cons)
-                    with m.If(db_arm):
-                        m.d.sync += [armed[jj].eq(1), timer[jj].eq(0)]
-            vectors.append(Mux(fire, (Const(1, cfg.msi_vectors) << l_vector[jj])[:cfg.msi_vectors], 0))
-        # Registers read through the table's window: the entry being read.
-        r = tab.r_entry
-        m.d.comb += [tab.ro_state.eq(Array([Cat(prod[jj], cons[jj]) for jj in range(C)])[r]),
-                     tab.ro_status.eq(Array([Cat(armed[jj], on[jj], ~on[jj] & ~quiets[jj]) for jj in range(C)])[r])]
-        irq = vectors[0]
-        for v in vectors[1:]:
-            irq = irq | v
-        m.d.comb += [self.irq.eq(irq), self.irqs.eq(Cat(*fires).any()), self.db_ignored.eq(Cat(*db_bad).any())]
+                m.d.sync += free[jj].eq(free[jj] + free_add[jj] - free_sub[jj])
+
+        for flags in (on, armed, rearm, draining):
+            flags.apply(m)
         return m

@@ -1,40 +1,68 @@
 """Descriptor rings: doorbells, descriptor fetch and the per-queue cache.
 
 Queues 0 .. N-1 are the transmit queues, N .. 2N-1 the receive queues. A doorbell
-sets a queue's tail. The fetcher reads, by DMA, up to ``desc_cache`` descriptors
+sets a queue's tail. The fetcher reads, by DMA, a quarter of ``desc_cache`` descriptors
 at a time from queues whose tail is ahead of what was fetched and whose cache
-has room for half of it (or for all that is pending), into a cache of
-``desc_cache`` slots per queue in block RAM; it checks each against the
-protection table on the way in. The transmit and receive engines each see, per
-queue, whether a complete chain (descriptors up to one without MORE) is cached;
-they name the queue and descriptor to look at a cycle ahead (the cache is read
-synchronously), and pop the chain when done. Chains are recorded as their last
-descriptor arrives (length and first error) in a small per-queue FIFO, also in
-block RAM, so finding one costs no search. The rings' registers come from the
-register tables (``TXQ``, ``RXQ`` and their doorbell pages): a ring's base is
-read when a fetch is issued, its control word when an incarnation starts.
+has room for them (or for all that is pending), into a cache of
+``desc_cache`` slots per queue in block RAM (slot = ring index mod the cache
+size); it checks each against the protection table on the way in. The transmit
+and receive engines each see, per queue, whether a complete chain
+(descriptors up to one without MORE) is cached; they name the queue and
+descriptor to look at a cycle ahead (the cache is read synchronously), and pop
+the chain when done. A chain's length, first error, byte count and ring index
+are recorded, when its last descriptor arrives, at its first slot (also block
+RAM), so finding one costs no search.
 
-A queue stops in error (its ERROR register says why) when a descriptor fetch
-fails or a chain cannot end within the ring or the cache; re-enabling the queue
-restarts it with both indices at 0.
+State lives in memories, each written by one unit, read by the others:
+
+==========  ==============================================  ==================
+memory      per queue                                       written by
+==========  ==============================================  ==================
+``cfg``     generation, ring size, CQ, protection domain    the start unit
+``tail``    producer index of the last doorbell taken       the doorbell unit
+``fetch``   ring index up to which descriptors were fetched the fetcher
+``acc``     the chain being cached (length, error, bytes,   the arrival path
+            first index), chains completed, fault code
+``head``    ring index up to which the engine popped, with  the engine (one
+            the generation it was written in                 memory a side)
+==========  ==============================================  ==================
+
+Flip-flops hold only what a scheduler must see for every queue at once (one
+bit each: running, has a chain, has descriptors to fetch, cache too full to
+fetch, parked on a full completion queue, draining) and the engines' cache
+read pointers. A fetch is picked round robin among the queues that need one
+(its pick registered), then decided from the memories a cycle later.
 
 Incarnations. Setting ENABLE starts an incarnation only once nothing of the
 previous one is in flight: no descriptor fetch, no chain held by an engine,
-no completion not yet written or dropped (``outstanding``). The incarnation
-takes its ring size, completion queue and protection domain from CTRL when it
-starts and keeps them, so whatever it started is completed where it began.
-A fetch is tagged with the queue's generation and is used only while the
-queue is still in the incarnation that issued it.
+no completion not yet written or dropped. The start unit waits until neither
+engine holds the queue, then until every fetch issued and every chain popped
+up to that moment (by anyone: global counts, so no per-queue count is kept)
+has ended and been retired; then it has the doorbell unit, the fetcher and
+the arrival path clear the queue's entries, and writes the configuration with
+a new generation (different from the one the engine's head entry carries, so
+that entry reads as 0 until the engine writes it). The incarnation takes its
+ring size, completion queue and protection domain from CTRL when it starts and
+keeps them, so whatever it started is completed where it began. A fetch is
+tagged with the queue's generation and is used only while the queue is still
+in the incarnation that issued it.
 
 Doorbells: a producer index is taken only if it lies between what the NIC has
 already fetched and the head plus the ring size; anything else is ignored and
 counted. A chain is started by an engine only when its completion queue has a
-slot for its completion (``room``; the engine ``claim``s it), so a completion
-queue that its owner does not drain holds only the queues bound to it.
+slot for its completion (``room`` of the queue shown; the engine ``claim``s
+it), so a completion queue that its owner does not drain holds only the queues
+bound to it: the transmit engine parks (``block``) a queue whose completion
+queue is full, and a scanner, one queue a cycle, lets it back once the
+completion queue has room.
+
+A queue stops in error (its ERROR register says why) when a descriptor fetch
+fails or a chain cannot end within the ring or the cache; re-enabling the queue
+restarts it with both indices at 0.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, fifo, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect, flipped
 
@@ -42,24 +70,26 @@ from ..csr import get_field
 from ..dma.layouts import read_data_layout
 from ..dma.mux import DmaReadClient
 from ..lib.stream import StreamFifo
-from ..lib.arbiter import lowest_set, round_robin
+from ..lib.arbiter import round_robin
+from ..lib.flags import FlagBits, passed
+from ..lib.peek import PeekFifo
 from .common import ERROR_CHAIN_TOO_LONG, protection_ok
 from .layouts import DESC_BYTES, Descriptor, DescFlags, QueueStatus
 
-__all__ = ["DescQueues", "ChainPort", "CqClaimSignature", "RetireSignature", "RETIRE_PORTS"]
+__all__ = ["DescQueues", "ChainPort", "CqClaimSignature", "RetireSignature", "RETIRE_PORTS", "INFLIGHT"]
 
 #: Completions the completion writer retires per cycle at most.
 RETIRE_PORTS = 3
+#: Descriptor fetches in flight at most.
+INFLIGHT = 8
 
 
 class ChainPort(wiring.Signature):
     """An engine's view of one side's queues (engine side is ``In``).
 
     running  Out(N): queue is enabled and not in error
-    ready    Out(N): queue has a complete chain cached (and is running)
-    fetching Out(N): descriptors the host posted are still on their way in
-    room     Out(N): the queue may claim a slot of its completion queue this cycle
-    full     Out(N): the queue's completion queue has no free slot at all
+    ready    Out(N): queue has a complete chain cached (and is running; on the
+             transmit side, and is not parked on a full completion queue)
     sel, idx In: the queue, and the descriptor of its head chain, to look at
              next cycle (the chains and descriptors are in block RAM)
     len      Out: descriptors in the head chain of the queue looked at
@@ -69,19 +99,24 @@ class ChainPort(wiring.Signature):
     desc     Out(Descriptor): its descriptor ``idx`` (of the previous cycle)
     head     Out(16): ring index of its first descriptor
     cq       Out(8): the shown queue's completion queue (of its incarnation)
+    fetching Out(1): descriptors posted to the shown queue are still on their way in
+    room     Out(1): the shown queue may claim a slot of its completion queue this cycle
+    full     Out(1): the shown queue's completion queue has no free slot at all
     claim    In(1): the engine starts the shown queue's chain: its completion slot is taken
     hold     In(1): the engine is inside a chain of the shown queue
     pop      In(1): the shown queue's chain is done; a look-up in the same
              cycle already sees the next chain
+    block    In(1): the shown queue has no completion slot: leave it out of
+             ``ready`` until its completion queue has room
     """
 
     def __init__(self, n, d):
         super().__init__({
-            "running": Out(n), "ready": Out(n), "fetching": Out(n), "sel": In(range(max(n, 2))),
+            "running": Out(n), "ready": Out(n), "sel": In(range(max(n, 2))),
             "len": Out(range(d + 1)), "err": Out(4), "bytes": Out(16),
-            "head": Out(16), "cq": Out(8), "room": Out(n), "full": Out(n), "idx": In(range(max(d, 2))),
-            "desc": Out(Descriptor),
-            "claim": In(1), "hold": In(1), "pop": In(1),
+            "head": Out(16), "cq": Out(8), "idx": In(range(max(d, 2))),
+            "desc": Out(Descriptor), "fetching": Out(1), "room": Out(1), "full": Out(1),
+            "claim": In(1), "hold": In(1), "pop": In(1), "block": In(1),
         })
 
 
@@ -120,11 +155,14 @@ class DescQueues(wiring.Component):
         self._tables = tables
         self._mrs = mrs
         n, d = config.num_queues, config.desc_cache
-        # Ring bases are read when a fetch is issued, the control word when an
+        # Ring bases are read when a fetch is decided, the control word when an
         # incarnation starts.
         self._base_rd = [tables[k].read_port("BASE") for k in ("TXQ", "RXQ")]
         self._ctrl_rd = [tables[k].read_port("CTRL", domain="comb") for k in ("TXQ", "RXQ")]
         self._enabled = [tables[k].flag("CTRL", "ENABLE") for k in ("TXQ", "RXQ")]
+        for k in ("TXQ", "RXQ"):
+            tables[k].late("STATE")
+            tables[k].late("ERROR")
         super().__init__({
             "dma": Out(DmaReadClient(config.data_width)),
             "tx": Out(ChainPort(n, d)),
@@ -140,138 +178,217 @@ class DescQueues(wiring.Component):
         N, D = cfg.num_queues, cfg.desc_cache
         Q = 2 * N
         QB = (Q - 1).bit_length()
+        NB = QB - 1
         DB = (D - 1).bit_length()
         W = cfg.data_width
         tabs = self._tables
         t_q = [tabs["TXQ"], tabs["RXQ"]]
         ctrl_reg = t_q[0].block.reg("CTRL")
+        ports = (self.tx, self.rx)
 
-        # ----------------------------------------------------- per-queue state
-        tail = [Signal(16, name=f"tail{q}") for q in range(Q)]
-        fetch = [Signal(16, name=f"fetch{q}") for q in range(Q)]
-        head = [Signal(16, name=f"head{q}") for q in range(Q)]
-        c_head = [Signal(DB, name=f"c_head{q}") for q in range(Q)]
-        c_count = [Signal(DB + 1, name=f"c_count{q}") for q in range(Q)]
-        c_infl = [Signal(DB + 1, name=f"c_infl{q}") for q in range(Q)]
-        error = [Signal(4, name=f"error{q}") for q in range(Q)]
-        gen = [Signal(8, name=f"gen{q}") for q in range(Q)]
-        on = [Signal(name=f"on{q}") for q in range(Q)]              # an incarnation is running
-        l_log = [Signal(4, name=f"l_log{q}") for q in range(Q)]     # its configuration, taken at start
-        l_cq = [Signal(8, name=f"l_cq{q}") for q in range(Q)]
-        l_pd = [Signal(4, name=f"l_pd{q}") for q in range(Q)]
-        outst = [Signal(8, name=f"outstanding{q}") for q in range(Q)]   # fetches + chains not yet retired
-        cur_len = [Signal(DB + 1, name=f"cur_len{q}") for q in range(Q)]   # chain being cached
-        cur_err = [Signal(4, name=f"cur_err{q}") for q in range(Q)]
-        cur_bytes = [Signal(16, name=f"cur_bytes{q}") for q in range(Q)]
-        ch_head = [Signal(DB, name=f"ch_head{q}") for q in range(Q)]       # cached chains
-        ch_count = [Signal(DB + 1, name=f"ch_count{q}") for q in range(Q)]
-        running = [Signal(name=f"running{q}") for q in range(Q)]
-        quiet = [Signal(name=f"quiet{q}") for q in range(Q)]
-        enabled = [self._enabled[q >= N][q % N] for q in range(Q)]    # CTRL.ENABLE as last written
-        for q in range(Q):
-            m.d.comb += running[q].eq(on[q] & (error[q] == 0))
-        # Registers read through the tables' windows: the entry being read.
+        def side_of(q):
+            return q[NB]
+
+        def within(q):
+            return q[:NB]
+
+        # ------------------------------------------------------------ memories
+        cfg_l = data.StructLayout({"gen": 8, "log": 4, "cq": 8, "pd": 4})
+        acc_l = data.StructLayout({"len": DB + 1, "err": 4, "bytes": 16, "first": 16, "ch_wr": DB + 1, "code": 4})
+        head_l = data.StructLayout({"gen": 8, "head": 16})
+        info_l = data.StructLayout({"len": DB + 1, "err": 4, "bytes": 16, "index": 16})
+        m.submodules.cfg_mem = cfg_mem = Memory(shape=cfg_l, depth=Q, init=[])
+        m.submodules.tail_mem = tail_mem = Memory(shape=16, depth=Q, init=[])
+        m.submodules.fetch_mem = fetch_mem = Memory(shape=16, depth=Q, init=[])
+        m.submodules.acc_mem = acc_mem = Memory(shape=acc_l, depth=Q, init=[])
+        head_mem, cache, info = [], [], []
+        for side, sn in enumerate(("tx", "rx")):
+            head_mem.append(Memory(shape=head_l, depth=N, init=[]))
+            cache.append(Memory(shape=Descriptor, depth=N * D, init=[]))
+            info.append(Memory(shape=info_l, depth=N * D, init=[]))
+            m.submodules[f"head_{sn}"] = head_mem[side]
+            m.submodules[f"cache_{sn}"] = cache[side]
+            m.submodules[f"chains_{sn}"] = info[side]
+        cfg_wp = cfg_mem.write_port()
+        tail_wp = tail_mem.write_port()
+        fetch_wp = fetch_mem.write_port()
+        acc_wp = acc_mem.write_port()
+        head_wp = [mem.write_port() for mem in head_mem]
+        cache_wp = [mem.write_port() for mem in cache]
+        info_wp = [mem.write_port() for mem in info]
+
+        def size_of(log):
+            return (Const(1, 17) << log)[:17]
+
+        def head_of(entry, gen):
+            """A head entry written in another incarnation reads as 0."""
+            return Mux(entry.gen == gen, entry.head, 0)
+
+        # ------------------------------------------------------ per-queue flags
+        on = FlagBits("q_on", Q)                  # an incarnation is running
+        err = FlagBits("q_err", Q)                # ... and stopped in error
+        chains = FlagBits("q_chains", Q)          # a complete chain is cached
+        pend = FlagBits("q_pend", Q)              # the tail may be ahead of what was fetched
+        starved = FlagBits("q_starved", Q)        # ... but the cache has too little room
+        draining = FlagBits("q_draining", Q)      # stopped; its work may still be in flight
+        blocked = FlagBits("tx_blocked", N)       # transmit queue parked on a full completion queue
+        enabled = Signal(Q)
+        m.d.comb += enabled.eq(Cat(self._enabled[0], self._enabled[1]))
+        running = Signal(Q)
+        m.d.comb += running.eq(on.value & ~err.value)
+        # An incarnation stops when ENABLE is cleared; it drains before the next.
+        stop = on.value & ~enabled
+        on.clear_mask(stop)
+        draining.set_mask(stop)
+        # The engines' cache read pointers: slot of the head chain, chains popped.
+        c_head = [[Signal(DB, name=f"c_head_{'rx' if s else 'tx'}{i}") for i in range(N)] for s in range(2)]
+        ch_rd = [[Signal(DB + 1, name=f"ch_rd_{'rx' if s else 'tx'}{i}") for i in range(N)] for s in range(2)]
+
+        # Global counts for the drain: fetches issued and ended; chains popped
+        # and retired, per side.
+        f_issued, f_ended = Signal(16), Signal(16)
+        pops = [Signal(16, name="pops_tx"), Signal(16, name="pops_rx")]
+        rets = [Signal(16, name="rets_tx"), Signal(16, name="rets_rx")]
         for side in range(2):
-            t = t_q[side]
-            r = t.r_entry
-            m.d.comb += [
-                t.ro_state.eq(Array([Cat(head[side * N + i], tail[side * N + i]) for i in range(N)])[r]),
-                t.ro_error.eq(Array([Cat(error[side * N + i], Const(0, 4), on[side * N + i],
-                                         ~on[side * N + i] & ~quiet[side * N + i]) for i in range(N)])[r]),
-            ]
-        size = [(Const(1, 17) << l_log[q])[:17] for q in range(Q)]
+            n_ret = sum((r.en & (side_of(r.q) == side)) for r in self.retire)
+            m.d.sync += rets[side].eq(rets[side] + n_ret)
 
-        # Per-queue updates from several places in one cycle, summed here.
-        w_q = Signal(QB)          # cache write: queue
-        w_en = Signal()
-        pop_q = [Signal(QB, name="pop_tx_q"), Signal(QB, name="pop_rx_q")]
-        pop_en = [Signal(name="pop_tx"), Signal(name="pop_rx")]
-        pop_n = [Signal(DB + 1, name="pop_tx_n"), Signal(DB + 1, name="pop_rx_n")]
-        f_q = Signal(QB)          # fetch issued: queue and count
-        f_en = Signal()
-        f_n = Signal(DB + 1)
-        fault_q = Signal(QB)
-        fault_en = Signal()
-        fault_code = Signal(4)
+        # Clearing a queue's entries when its incarnation starts (the start
+        # unit asks; each memory's own writer does it on a free cycle).
+        clr_q = Signal(QB)
+        clr_req = Signal(3)                       # doorbell unit, fetcher, arrival path
+        clr_done = Signal(3)
 
         # ------------------------------------------------------------ doorbells
-        # One doorbell a cycle at most (they come over the register bus).
+        # One doorbell a cycle at most (they come over the register bus); it is
+        # checked a cycle later against the queue's fetch and head entries.
         dbs = [tabs["TXQ_DB"].wo_db, tabs["RXQ_DB"].wo_db]
-        db_stb = dbs[0].stb | dbs[1].stb
-        db_q = Signal(QB)
-        db_tail = Signal(16)
-        m.d.comb += [db_q.eq(Mux(dbs[1].stb, Cat(dbs[1].entry[:QB - 1], Const(1, 1)),
-                                 Cat(dbs[0].entry[:QB - 1], Const(0, 1)))),
-                     db_tail.eq(Mux(dbs[1].stb, dbs[1].data[:16], dbs[0].data[:16]))]
+        a_q = Signal(QB)
+        a_tail = Signal(16)
+        m.d.comb += [a_q.eq(Mux(dbs[1].stb, Cat(dbs[1].entry[:NB], Const(1, 1)), Cat(dbs[0].entry[:NB], Const(0, 1)))),
+                     a_tail.eq(Mux(dbs[1].stb, dbs[1].data[:16], dbs[0].data[:16]))]
+        d_valid = Signal()
+        d_q = Signal(QB)
+        d_tail = Signal(16)
+        m.d.sync += [d_valid.eq(dbs[0].stb | dbs[1].stb), d_q.eq(a_q), d_tail.eq(a_tail)]
+        d_cfg_rd = cfg_mem.read_port(transparent_for=(cfg_wp,))
+        d_fetch_rd = fetch_mem.read_port(transparent_for=(fetch_wp,))
+        d_head_rd = [mem.read_port(transparent_for=(wp,)) for mem, wp in zip(head_mem, head_wp)]
+        m.d.comb += [d_cfg_rd.addr.eq(a_q), d_fetch_rd.addr.eq(a_q)]
+        for side in range(2):
+            m.d.comb += d_head_rd[side].addr.eq(within(a_q))
+        d_cfg = d_cfg_rd.data
+
+        # Values written this cycle by their owners are seen at once (the reads
+        # above were issued a cycle ago).
+        f_commit = Signal()
+        f_commit_q = Signal(QB)
+        f_new = Signal(16)
+        pop_wr = [Signal(name="pop_wr_tx"), Signal(name="pop_wr_rx")]
+        pop_wr_q = [Signal(NB, name="pop_q_tx"), Signal(NB, name="pop_q_rx")]
+        pop_wr_head = [Signal(16, name="pop_head_tx"), Signal(16, name="pop_head_rx")]
+        d_fetch = Mux(f_commit & (f_commit_q == d_q), f_new, d_fetch_rd.data)
+        d_head_e = head_l(Mux(side_of(d_q), d_head_rd[1].data, d_head_rd[0].data))
+        d_head = Signal(16)
+        m.d.comb += d_head.eq(head_of(d_head_e, d_cfg.gen))
+        for side in range(2):
+            with m.If(pop_wr[side] & (side_of(d_q) == side) & (pop_wr_q[side] == within(d_q))):
+                m.d.comb += d_head.eq(pop_wr_head[side])
+        ahead = (d_tail - d_head)[:16]
+        fetched = (d_fetch - d_head)[:16]
         # Between what was fetched and a full ring ahead of the head.
-        db_head = Array(head)[db_q]
-        ahead = (db_tail - db_head)[:16]
-        db_ok = Array(on)[db_q] & (ahead <= Array(size)[db_q]) & (ahead >= (Array(fetch)[db_q] - db_head)[:16])
-        m.d.comb += self.db_ignored.eq(db_stb & ~db_ok)
-        for q in range(Q):
-            with m.If(db_stb & db_ok & (db_q == q)):
-                m.d.sync += tail[q].eq(db_tail)
+        d_ok = on.value.bit_select(d_q, 1) & (ahead <= size_of(d_cfg.log)) & (ahead >= fetched)
+        m.d.comb += self.db_ignored.eq(d_valid & ~d_ok)
+        with m.If(d_valid & d_ok):
+            m.d.comb += [tail_wp.addr.eq(d_q), tail_wp.data.eq(d_tail), tail_wp.en.eq(1)]
+        with m.Elif(clr_req[0]):
+            m.d.comb += [tail_wp.addr.eq(clr_q), tail_wp.data.eq(0), tail_wp.en.eq(1), clr_done[0].eq(1)]
+        pend.set(d_valid & d_ok & (ahead != fetched), d_q)
 
         # ---------------------------------------------------------------- fetch
-        fetch_l = data.StructLayout({"q": QB, "gen": 8, "n": DB + 1})
-        inflight = m.submodules.inflight = fifo.SyncFIFOBuffered(width=fetch_l.size, depth=8)
-        w_fetch = Signal(fetch_l)
-        r_fetch = Signal(fetch_l)
-        m.d.comb += [inflight.w_data.eq(w_fetch), r_fetch.eq(inflight.r_data)]
-        need = Signal(Q)
-        free = [Signal(DB + 1, name=f"free{q}") for q in range(Q)]
-        # A queue is fetched for once half its cache is free (or all it has
-        # pending fits): descriptors come several to a read, not one by one.
-        half = max(1, D // 2)
-        for q in range(Q):
-            pend = (tail[q] - fetch[q])[:16]
-            want = Mux(pend < half, pend, half)
-            m.d.comb += [free[q].eq(D - c_count[q] - c_infl[q]),
-                         need[q].eq(running[q] & (pend != 0) & (free[q] >= want))]
-        # The round robin's choice is registered; the next cycle the queue's
-        # counters give the fetch's size, if it still needs one.
+        # Round robin among the queues with descriptors to fetch and cache room
+        # for them; the pick is registered, the queue's entries are read, and
+        # the next cycle decides.
+        inflight = PeekFifo(m, data.StructLayout({"q": QB, "gen": 8, "n": DB + 1, "first": 16}), INFLIGHT,
+                            "inflight")
+        cand = Signal(Q)
+        m.d.comb += cand.eq(pend.value & ~starved.value & running)
         last_f = Signal(QB)
-        rr = round_robin(m, Q, need, last_f)
-        pick = Signal(QB)
-        picked = Signal()
-        m.d.sync += [pick.eq(rr), picked.eq(need != 0)]
-        p_tail = Array(tail)[pick]
-        p_fetch = Array(fetch)[pick]
-        p_size = Array(size)[pick]
-        p_free = Array(free)[pick]
+        rr = round_robin(m, Q, cand, last_f)
+        p_valid = Signal()
+        p_q = Signal(QB)
+        m.d.sync += [p_valid.eq(cand.any()), p_q.eq(rr)]
+        with m.If(cand.any()):
+            m.d.sync += last_f.eq(rr)
+        f_cfg_rd = cfg_mem.read_port(transparent_for=(cfg_wp,))
+        f_tail_rd = tail_mem.read_port(transparent_for=(tail_wp,))
+        f_fetch_rd = fetch_mem.read_port(transparent_for=(fetch_wp,))
+        f_head_rd = [mem.read_port(transparent_for=(wp,)) for mem, wp in zip(head_mem, head_wp)]
+        m.d.comb += [f_cfg_rd.addr.eq(p_q), f_tail_rd.addr.eq(p_q), f_fetch_rd.addr.eq(p_q)]
+        for side in range(2):
+            m.d.comb += f_head_rd[side].addr.eq(within(p_q))
+        b_valid = Signal()
+        b_q = Signal(QB)
+        m.d.sync += [b_valid.eq(p_valid), b_q.eq(p_q)]
+        f_cfg = f_cfg_rd.data
+        f_fetch = f_fetch_rd.data
+        f_head = head_of(head_l(Mux(side_of(b_q), f_head_rd[1].data, f_head_rd[0].data)), f_cfg.gen)
+        f_size = size_of(f_cfg.log)
         pending = Signal(17)
         to_end = Signal(17)
-        n_fetch = Signal(DB + 1)
-        m.d.comb += [
-            pending.eq((p_tail - p_fetch)[:16]),
-            to_end.eq(p_size - (p_fetch & (p_size - 1))),
-        ]
+        free = Signal(17)
+        m.d.comb += [pending.eq((f_tail_rd.data - f_fetch)[:16]),
+                     to_end.eq(f_size - (f_fetch & (f_size - 1))),
+                     free.eq(D - (f_fetch - f_head)[:16])]
+        # A queue is fetched for once a quarter of its cache is free (or all
+        # it has pending fits), a quarter at a time: descriptors come several
+        # to a read, not one by one, and while some are being used the next
+        # ones are on their way (behind a long read latency, the cache is
+        # what bounds a queue's small frames).
+        quarter = max(1, D // 4)
+        want = Mux(pending < quarter, pending, quarter)
+        # With no complete chain cached no pop will free more room: what
+        # fits is fetched (the chain ends, or reaches the cache size and
+        # faults), rather than waiting for room that never comes.
+        some = Mux(want < free, want, free)
         lim = Mux(pending < to_end, pending, to_end)
-        m.d.comb += n_fetch.eq(Mux(lim < p_free, lim, p_free))
-        # A fetch is decided (the queue's counters move, its record enters the
-        # in-flight FIFO) while its ring base is read from the table; the
-        # request goes out from a register the next cycle.
+        n_fetch = Signal(DB + 1)
+        m.d.comb += n_fetch.eq(Mux(lim < some, lim, some))
+        no_chain = ~chains.value.bit_select(b_q, 1)
+        fits = (free >= want) | (no_chain & (free != 0))
+        # The request goes out from a register the next cycle, with the ring
+        # base read from the table alongside the entries.
         req = self.dma.req
-        b_valid = Signal()
-        b_rx = Signal()
-        b_off = Signal(20)
-        b_len = Signal(DB + 5)
-        b_free = ~b_valid | req.ready
-        commit = picked & need.bit_select(pick, 1) & inflight.w_rdy & b_free
-        m.d.comb += [w_fetch.q.eq(pick), w_fetch.gen.eq(Array(gen)[pick]), w_fetch.n.eq(n_fetch)]
+        r_valid = Signal()
+        r_rx = Signal()
+        r_off = Signal(20)
+        r_len = Signal(DB + 5)
+        r_free = ~r_valid | req.ready
+        live = b_valid & running.bit_select(b_q, 1) & ~clr_req[1]
+        m.d.comb += [f_commit_q.eq(b_q), f_new.eq(f_fetch + n_fetch),
+                     f_commit.eq(live & (pending != 0) & fits & inflight.w_rdy & r_free)]
+        m.d.comb += [req.valid.eq(r_valid),
+                     req.payload.addr.eq(Mux(r_rx, self._base_rd[1].data, self._base_rd[0].data) + r_off),
+                     req.payload.len.eq(r_len)]
+        # The ring base is read as the fetch is decided, and held while the
+        # request waits for the multiplexer (no decision is taken meanwhile).
         for side in range(2):
-            rp = self._base_rd[side]
-            m.d.comb += [rp.addr.eq(pick[:QB - 1]), rp.en.eq(commit)]
-        m.d.comb += [req.valid.eq(b_valid),
-                     req.payload.addr.eq(Mux(b_rx, self._base_rd[1].data, self._base_rd[0].data) + b_off),
-                     req.payload.len.eq(b_len)]
+            m.d.comb += [self._base_rd[side].addr.eq(within(b_q)), self._base_rd[side].en.eq(f_commit)]
         with m.If(req.ready):
-            m.d.sync += b_valid.eq(0)
-        with m.If(commit):
-            m.d.comb += [inflight.w_en.eq(1), f_en.eq(1), f_q.eq(pick), f_n.eq(n_fetch)]
-            m.d.sync += [last_f.eq(pick), b_valid.eq(1), b_rx.eq(pick[QB - 1]),
-                         b_off.eq((p_fetch & (p_size - 1)) << 4), b_len.eq(n_fetch << 4)]
+            m.d.sync += r_valid.eq(0)
+        with m.If(f_commit):
+            m.d.comb += [fetch_wp.addr.eq(b_q), fetch_wp.data.eq(f_new), fetch_wp.en.eq(1),
+                         inflight.w_en.eq(1), inflight.w_data.q.eq(b_q), inflight.w_data.gen.eq(f_cfg.gen),
+                         inflight.w_data.n.eq(n_fetch), inflight.w_data.first.eq(f_fetch)]
+            m.d.sync += [r_valid.eq(1), r_rx.eq(side_of(b_q)), r_off.eq((f_fetch & (f_size - 1)) << 4),
+                         r_len.eq(n_fetch << 4), f_issued.eq(f_issued + 1)]
+        with m.Elif(clr_req[1]):
+            m.d.comb += [fetch_wp.addr.eq(clr_q), fetch_wp.data.eq(0), fetch_wp.en.eq(1), clr_done[1].eq(1)]
+        pend.clear(f_commit & (pending == n_fetch), b_q)
+        pend.clear(live & (pending == 0), b_q)
+        starved.set(live & (pending != 0) & ~fits, b_q)
 
+        # ------------------------------------------------------------- arrival
         # Descriptors arrive as a packed byte stream; take 16 bytes at a time.
         # With beats of several descriptors they are taken one per cycle, more
         # slowly than they arrive: a FIFO of a whole fetch's beats takes them
@@ -283,28 +400,26 @@ class DescQueues(wiring.Component):
             resp = beats.o_stream
         else:
             resp = self.dma.data
-        r_q = r_fetch.q
-        r_gen = r_fetch.gen
         word = Signal(8 * DESC_BYTES)
         word_ok = Signal()            # a whole descriptor is in ``word`` this cycle
-        word_take = Signal()          # and it is consumed
+        stall = Signal()              # ... but it waits: its queue's entries are not read yet
         if W <= 128:
             per = 128 // W            # beats per descriptor
-            acc = Signal(128)
+            acc_bits = Signal(128)
             got = Signal(range(per + 1))
             if per == 1:
                 m.d.comb += [word.eq(resp.payload.data), word_ok.eq(resp.valid & (resp.payload.nbytes != 0)),
-                             resp.ready.eq(1)]
+                             resp.ready.eq(~stall)]
             else:
-                m.d.comb += [word.eq(Cat(acc[:128 - W], resp.payload.data)),
+                m.d.comb += [word.eq(Cat(acc_bits[:128 - W], resp.payload.data)),
                              word_ok.eq(resp.valid & (got == per - 1) & (resp.payload.nbytes != 0)),
-                             resp.ready.eq(1)]
-                with m.If(resp.valid):
+                             resp.ready.eq(~stall)]
+                with m.If(resp.valid & ~stall):
                     with m.If((got == per - 1) | resp.payload.last):
                         m.d.sync += got.eq(0)
                     with m.Else():
-                        m.d.sync += [acc.word_select(got, W).eq(resp.payload.data), got.eq(got + 1)]
-            end_of_group = resp.valid & resp.payload.last
+                        m.d.sync += [acc_bits.word_select(got, W).eq(resp.payload.data), got.eq(got + 1)]
+            end_of_group = resp.valid & resp.payload.last & ~stall
         else:
             per = W // 128            # descriptors per beat
             sub = Signal(range(per))
@@ -312,67 +427,89 @@ class DescQueues(wiring.Component):
             m.d.comb += [word.eq(resp.payload.data.word_select(sub, 128)),
                          word_ok.eq(resp.valid & (sub < in_beat))]
             last_sub = (sub == per - 1) | (sub + 1 >= in_beat)
-            with m.If(resp.valid):
+            with m.If(resp.valid & ~stall):
                 with m.If(last_sub):
                     m.d.comb += resp.ready.eq(1)
                     m.d.sync += sub.eq(0)
                 with m.Else():
                     m.d.sync += sub.eq(sub + 1)
             end_of_group = resp.valid & resp.ready & resp.payload.last
-        m.d.comb += word_take.eq(word_ok)
+        word_take = word_ok & ~stall
 
+        # The group at the head of the in-flight records: its queue's
+        # configuration and chain in progress are read a cycle ahead (the
+        # next group's as the current one ends), and a descriptor waits while
+        # what was read is for another queue.
+        g = inflight.head
+        a_cfg_rd = cfg_mem.read_port(transparent_for=(cfg_wp,))
+        a_acc_rd = acc_mem.read_port(transparent_for=(acc_wp,))
+        a_addr = Signal(QB)
+        a_read_q = Signal(QB)
+        m.d.comb += a_addr.eq(Mux(end_of_group, inflight.next.q, g.q))
+        m.d.comb += [a_cfg_rd.addr.eq(a_addr), a_acc_rd.addr.eq(a_addr)]
+        m.d.sync += a_read_q.eq(a_addr)
+        m.d.comb += stall.eq((a_read_q != g.q) | clr_req[2])
+        r_q = g.q
+        a_cfg = a_cfg_rd.data
+        acc = a_acc_rd.data
+        k = Signal(DB + 1)            # descriptor of the group
+        with m.If(end_of_group):
+            m.d.sync += k.eq(0)
+        with m.Elif(word_take):
+            m.d.sync += k.eq(k + 1)
+        current = (g.gen == a_cfg.gen) & on.value.bit_select(r_q, 1)
         desc = Signal(Descriptor)
         m.d.comb += desc.eq(word)
-        current = (r_gen == Array(gen)[r_q]) & Array(on)[r_q]
-        is_rx = r_q >= N
-        pd = Array(l_pd)[r_q]
-        ok_tx = protection_ok(m, self._mrs, pd, desc.addr, desc.len, write=False)
-        ok_rx = protection_ok(m, self._mrs, pd, desc.addr, desc.len, write=True)
+        is_rx = side_of(r_q)
+        ok = protection_ok(m, self._mrs, a_cfg.pd, desc.addr, desc.len, write=is_rx)
         code = Signal(4)
         m.d.comb += code.eq(Mux(desc.len == 0, QueueStatus.ZERO_LENGTH,
-                                Mux(Mux(is_rx, ok_rx, ok_tx), QueueStatus.OK, QueueStatus.PROTECTION)))
-        slot = (Array(c_head)[r_q] + Array(c_count)[r_q])[:DB]
-        r_len = Array(cur_len)[r_q] + 1
-        r_err = Mux(Array(cur_err)[r_q] != 0, Array(cur_err)[r_q], code)
+                                Mux(ok, QueueStatus.OK, QueueStatus.PROTECTION)))
+        index = Signal(16)
+        m.d.comb += index.eq(g.first + k)
+        r_len = acc.len + 1
+        r_err = Mux(acc.err != 0, acc.err, code)
         r_end = (desc.flags & DescFlags.MORE) == 0
         r_sum = Signal(17)
-        m.d.comb += r_sum.eq(Array(cur_bytes)[r_q] + desc.len[:16])
+        m.d.comb += r_sum.eq(acc.bytes + desc.len[:16])
         r_bytes = Mux((desc.len[16:] != 0) | r_sum[16], 0xFFFF, r_sum[:16])
-        chain_l = data.StructLayout({"len": DB + 1, "err": 4, "bytes": 16})
-        rams = []
+        r_first = Mux(acc.len == 0, index, acc.first)
+        nxt = Signal(acc_l)
+        m.d.comb += nxt.eq(acc)
+        taking = word_take & current
         for side in range(2):
-            mem = Memory(shape=Descriptor, depth=N * D, init=[])
-            chains = Memory(shape=chain_l, depth=N * D, init=[])
-            m.submodules[f"cache_{'rx' if side else 'tx'}"] = mem
-            m.submodules[f"chains_{'rx' if side else 'tx'}"] = chains
-            wp = mem.write_port()
-            cwp = chains.write_port()
-            rams.append((mem, chains, wp, cwp))
-            within = r_q[:QB - 1]     # the queue's number on its side
-            ch_slot = (Array(ch_head)[r_q] + Array(ch_count)[r_q])[:DB]
-            m.d.comb += [wp.addr.eq(Cat(slot, within)), wp.data.eq(desc),
-                         wp.en.eq(word_take & current & (is_rx == side)),
-                         cwp.addr.eq(Cat(ch_slot, within)), cwp.data.len.eq(r_len), cwp.data.err.eq(r_err),
-                         cwp.data.bytes.eq(r_bytes),
-                         cwp.en.eq(word_take & current & (is_rx == side) & r_end)]
-        ch_push = Signal()
-        with m.If(word_take & current):
-            m.d.comb += [w_en.eq(1), w_q.eq(r_q), ch_push.eq(r_end), self.prot.eq(code == QueueStatus.PROTECTION),
-                         self.zero.eq(code == QueueStatus.ZERO_LENGTH)]
-            for q in range(Q):
-                with m.If(r_q == q):
-                    with m.If(r_end):
-                        m.d.sync += [cur_len[q].eq(0), cur_err[q].eq(0), cur_bytes[q].eq(0)]
-                    with m.Else():
-                        m.d.sync += [cur_len[q].eq(r_len), cur_err[q].eq(r_err), cur_bytes[q].eq(r_bytes)]
-        # A chain as long as the cache or the ring without an end can never complete.
-        r_size = Array(size)[r_q]
-        with m.If(word_take & current & ~r_end & ((r_len >= D) | (r_len >= r_size))):
-            m.d.comb += [fault_en.eq(1), fault_q.eq(r_q), fault_code.eq(ERROR_CHAIN_TOO_LONG)]
+            m.d.comb += [cache_wp[side].addr.eq(Cat(index[:DB], within(r_q))), cache_wp[side].data.eq(desc),
+                         cache_wp[side].en.eq(taking & (is_rx == side)),
+                         info_wp[side].addr.eq(Cat(r_first[:DB], within(r_q))),
+                         info_wp[side].data.len.eq(r_len), info_wp[side].data.err.eq(r_err),
+                         info_wp[side].data.bytes.eq(r_bytes), info_wp[side].data.index.eq(r_first),
+                         info_wp[side].en.eq(taking & (is_rx == side) & r_end)]
+        with m.If(taking):
+            m.d.comb += [self.prot.eq(code == QueueStatus.PROTECTION), self.zero.eq(code == QueueStatus.ZERO_LENGTH)]
+            with m.If(r_end):
+                m.d.comb += [nxt.len.eq(0), nxt.err.eq(0), nxt.bytes.eq(0), nxt.first.eq(0),
+                             nxt.ch_wr.eq(acc.ch_wr + 1)]
+            with m.Else():
+                m.d.comb += [nxt.len.eq(r_len), nxt.err.eq(r_err), nxt.bytes.eq(r_bytes), nxt.first.eq(r_first)]
+        chains.set(taking & r_end, r_q)
+        # A chain as long as the cache or the ring without an end can never
+        # complete; a failed fetch stops the queue too.
+        fault_code = Signal(4)
+        too_long = taking & ~r_end & ((r_len >= D) | (r_len >= size_of(a_cfg.log)))
+        failed = end_of_group & current & (resp.payload.status != 0)
+        m.d.comb += fault_code.eq(Mux(too_long, ERROR_CHAIN_TOO_LONG, resp.payload.status))
+        fault = (too_long | failed) & ~err.value.bit_select(r_q, 1)
+        with m.If(fault & (acc.code == 0)):
+            m.d.comb += nxt.code.eq(fault_code)
+        err.set(fault, r_q)
+        m.d.comb += self.fault.eq(fault)
+        with m.If(taking | failed):
+            m.d.comb += [acc_wp.addr.eq(r_q), acc_wp.data.eq(nxt), acc_wp.en.eq(1)]
+        with m.Elif(clr_req[2]):
+            m.d.comb += [acc_wp.addr.eq(clr_q), acc_wp.data.eq(0), acc_wp.en.eq(1), clr_done[2].eq(1)]
         with m.If(end_of_group):
             m.d.comb += inflight.r_en.eq(1)
-            with m.If(current & (resp.payload.status != 0)):
-                m.d.comb += [fault_en.eq(1), fault_q.eq(r_q), fault_code.eq(resp.payload.status)]
+            m.d.sync += f_ended.eq(f_ended + 1)
 
         # ---------------------------------------------------------- engines' ports
         # An engine names the queue (``sel``) and descriptor (``idx``) it will
@@ -380,35 +517,52 @@ class DescQueues(wiring.Component):
         # next cycle, for ``sel_q``. The look-up sees this cycle's pop of the
         # queue shown (its heads move on) and this cycle's writes (transparent).
         sel_qs = []
-        for side, port in enumerate((self.tx, self.rx)):
-            mem, chains, wp, cwp = rams[side]
-            rd = mem.read_port(transparent_for=(wp,))
-            crd = chains.read_port(transparent_for=(cwp,))
-            base = side * N
-            sel_q = Signal(range(max(N, 2)), name=f"sel_q_{'rx' if side else 'tx'}")
+        shown_cfg = []
+        for side, port in enumerate(ports):
+            sn = "rx" if side else "tx"
+            sel_q = Signal(range(max(N, 2)), name=f"sel_q_{sn}")
             sel_qs.append(sel_q)
             m.d.sync += sel_q.eq(port.sel)
+            rd = cache[side].read_port(transparent_for=(cache_wp[side],))
+            ird = info[side].read_port(transparent_for=(info_wp[side],))
+            e_cfg_rd = cfg_mem.read_port(transparent_for=(cfg_wp,))
+            e_acc_rd = acc_mem.read_port(transparent_for=(acc_wp,))
+            shown_cfg.append(e_cfg_rd.data)
             same = port.pop & (port.sel == sel_q)
-            nxt_ch_head = (Array(ch_head[base:base + N])[port.sel] + same)[:DB]
-            nxt_c_head = (Array(c_head[base:base + N])[port.sel] + Mux(same, crd.data.len, 0))[:DB]
+            ch = ird.data
+            c_heads = Array(c_head[side])
+            nxt_c_head = (c_heads[port.sel] + Mux(same, ch.len, 0))[:DB]
+            sq = Cat(sel_q, Const(side, 1))
             m.d.comb += [
-                port.running.eq(Cat(*[running[base + i] for i in range(N)])),
-                port.ready.eq(Cat(*[running[base + i] & (ch_count[base + i] != 0) for i in range(N)])),
-                port.fetching.eq(Cat(*[running[base + i] & ((tail[base + i] != fetch[base + i])
-                                                            | (c_infl[base + i] != 0)) for i in range(N)])),
-                crd.addr.eq(Cat(nxt_ch_head, port.sel)),
-                port.len.eq(crd.data.len),
-                port.err.eq(crd.data.err),
-                port.bytes.eq(crd.data.bytes),
-                port.head.eq(Array(head[base:base + N])[sel_q]),
+                e_cfg_rd.addr.eq(Cat(port.sel, Const(side, 1))), e_acc_rd.addr.eq(Cat(port.sel, Const(side, 1))),
+                ird.addr.eq(Cat(nxt_c_head, port.sel)),
                 rd.addr.eq(Cat((nxt_c_head + port.idx)[:DB], port.sel)),
-                port.desc.eq(rd.data),
-                pop_en[side].eq(port.pop), pop_q[side].eq(base + sel_q), pop_n[side].eq(crd.data.len),
-                port.cq.eq(Array(l_cq[base:base + N])[sel_q]),
+                port.running.eq(running[side * N:side * N + N]),
+                port.len.eq(ch.len), port.err.eq(ch.err), port.bytes.eq(ch.bytes), port.head.eq(ch.index),
+                port.desc.eq(rd.data), port.cq.eq(e_cfg_rd.data.cq),
+                port.fetching.eq(pend.value.bit_select(sq, 1) | inflight.has("q", sq)),
             ]
+            ready = running[side * N:side * N + N] & chains.value[side * N:side * N + N]
+            m.d.comb += port.ready.eq(ready & ~blocked.value if side == 0 else ready)
+            # A pop: the head chain moves on; once the last cached chain is
+            # popped, the queue has none (unless one completes this cycle).
+            rd_now = Array(ch_rd[side])[sel_q]
+            left = (e_acc_rd.data.ch_wr - rd_now - 1)[:DB + 1]
+            for i in range(N):
+                with m.If(port.pop & (sel_q == i)):
+                    m.d.sync += [c_head[side][i].eq(c_head[side][i] + ch.len), ch_rd[side][i].eq(ch_rd[side][i] + 1)]
+            chains.clear(port.pop & (left == 0), sq)
+            starved.clear(port.pop, sq)
+            m.d.comb += [pop_wr[side].eq(port.pop), pop_wr_q[side].eq(sel_q),
+                         pop_wr_head[side].eq(ch.index + ch.len),
+                         head_wp[side].addr.eq(sel_q), head_wp[side].en.eq(port.pop),
+                         head_wp[side].data.gen.eq(e_cfg_rd.data.gen), head_wp[side].data.head.eq(ch.index + ch.len)]
+            with m.If(port.pop):
+                m.d.sync += pops[side].eq(pops[side] + 1)
+        blocked.set(self.tx.block, sel_qs[0])
+
         # Completion slots: a queue may start a chain only when its completion
-        # queue has room. The receive side sees the slot that the transmit side
-        # claims in the same cycle.
+        # queue has room.
         cl = self.claim
         CB = max(1, (cfg.num_cqs - 1).bit_length())
         room = Cat(cl.room, Const(0, (1 << CB) - cfg.num_cqs))
@@ -422,66 +576,109 @@ class DescQueues(wiring.Component):
         # its DMA request), it asks for two slots whenever the queue the
         # transmit engine is shown is eligible and bound to the same one, and
         # waits (``full`` says when there is no slot at all: then it drops).
-        tx_may = Signal()
-        tx_cq = Signal(8)
-        m.d.comb += [tx_cq.eq(Array(l_cq[:N])[sel_qs[0]]),
-                     tx_may.eq((self.tx.ready & self.tx.room).bit_select(sel_qs[0], 1))]
+        tx_cq, rx_cq = shown_cfg[0].cq, shown_cfg[1].cq
+        tx_may = self.tx.ready.bit_select(sel_qs[0], 1)
         m.d.comb += [
-            self.tx.room.eq(Cat(*[has_room(l_cq[i], room) for i in range(N)])),
-            self.rx.room.eq(Cat(*[Mux(tx_may & (tx_cq == l_cq[N + i]), has_room(l_cq[N + i], room2),
-                                      has_room(l_cq[N + i], room)) for i in range(N)])),
-            self.rx.full.eq(Cat(*[~has_room(l_cq[N + i], room) for i in range(N)])),
-            self.tx.full.eq(Cat(*[~has_room(l_cq[i], room) for i in range(N)])),
-            cl.tx.en.eq(self.tx.claim), cl.tx.cq.eq(self.tx.cq),
-            cl.rx.en.eq(self.rx.claim), cl.rx.cq.eq(self.rx.cq),
+            self.tx.room.eq(has_room(tx_cq, room)),
+            self.tx.full.eq(~has_room(tx_cq, room)),
+            self.rx.room.eq(Mux(tx_may & (tx_cq == rx_cq), has_room(rx_cq, room2), has_room(rx_cq, room))),
+            self.rx.full.eq(~has_room(rx_cq, room)),
+            cl.tx.en.eq(self.tx.claim), cl.tx.cq.eq(tx_cq),
+            cl.rx.en.eq(self.rx.claim), cl.rx.cq.eq(rx_cq),
         ]
-        m.d.comb += self.fault.eq(fault_en)
+        # Parked transmit queues are let back, one a cycle, once their
+        # completion queue has room.
+        s_i = Signal(range(max(N, 2)))
+        s_q = Signal(range(max(N, 2)))
+        m.d.sync += [s_i.eq(Mux(s_i == N - 1, 0, s_i + 1)), s_q.eq(s_i)]
+        s_cfg_rd = cfg_mem.read_port(transparent_for=(cfg_wp,))
+        m.d.comb += s_cfg_rd.addr.eq(Cat(s_i, Const(0, 1)))
+        blocked.clear(has_room(s_cfg_rd.data.cq, room), s_q)
 
-        # ------------------------------------------------------- state updates
-        # Incarnations start one a cycle, with the control word of the table.
-        startable = Signal(Q)
-        m.d.comb += startable.eq(Cat(*[enabled[q] & ~on[q] & quiet[q] for q in range(Q)]))
-        s_q = lowest_set(m, startable, "queue_start")
-        s_ctrl = Signal(32)
+        # Registers read through the tables' windows: the entry being read, a
+        # cycle later.
         for side in range(2):
-            m.d.comb += self._ctrl_rd[side].addr.eq(s_q[:QB - 1])
-        m.d.comb += s_ctrl.eq(Mux(s_q[QB - 1], self._ctrl_rd[1].data, self._ctrl_rd[0].data))
-        s_log = get_field(s_ctrl, ctrl_reg, "LOG_SIZE")
-        s_cq = get_field(s_ctrl, ctrl_reg, "CQ")
-        s_pd = get_field(s_ctrl, ctrl_reg, "PD")
-        for q in range(Q):
-            side, i = (self.rx, q - N) if q >= N else (self.tx, q)
-            held = side.hold & (sel_qs[q >= N] == i)
-            m.d.comb += quiet[q].eq((outst[q] == 0) & ~held)
-            start = startable[q] & (s_q == q)
-            # Outstanding: fetch groups issued, chains popped; less groups ended
-            # and completions retired.
-            ups = [f_en & (f_q == q), pop_en[0] & (pop_q[0] == q), pop_en[1] & (pop_q[1] == q)]
-            downs = [end_of_group & (r_q == q)] + [r.en & (r.q == q) for r in self.retire]
-            m.d.sync += outst[q].eq(outst[q] + sum(ups) - sum(downs))
-            with m.If(on[q] & ~enabled[q]):
-                m.d.sync += on[q].eq(0)
-            inc = Mux(w_en & (w_q == q), 1, 0)
-            dec = Mux(pop_en[0] & (pop_q[0] == q), pop_n[0], 0) + Mux(pop_en[1] & (pop_q[1] == q), pop_n[1], 0)
-            fetched = Mux(f_en & (f_q == q), f_n, 0)
-            ch_in = ch_push & (w_q == q)
-            ch_out = (pop_en[0] & (pop_q[0] == q)) | (pop_en[1] & (pop_q[1] == q))
-            with m.If(start):
-                # A new incarnation starts empty, with the configuration of now.
-                m.d.sync += [tail[q].eq(0), fetch[q].eq(0), head[q].eq(0), c_head[q].eq(0), c_count[q].eq(0),
-                             c_infl[q].eq(0), error[q].eq(0), gen[q].eq(gen[q] + 1), cur_len[q].eq(0),
-                             cur_err[q].eq(0), cur_bytes[q].eq(0), ch_head[q].eq(0), ch_count[q].eq(0),
-                             on[q].eq(1), l_log[q].eq(s_log), l_cq[q].eq(s_cq), l_pd[q].eq(s_pd)]
-            with m.Else():
-                m.d.sync += [
-                    c_count[q].eq(c_count[q] + inc - dec),
-                    c_head[q].eq(c_head[q] + dec),
-                    head[q].eq(head[q] + dec),
-                    fetch[q].eq(fetch[q] + fetched),
-                    c_infl[q].eq(c_infl[q] + fetched - inc),
-                    ch_count[q].eq(ch_count[q] + ch_in - ch_out),
-                    ch_head[q].eq(ch_head[q] + ch_out),
-                ]
-                with m.If(fault_en & (fault_q == q) & (error[q] == 0)):
-                    m.d.sync += error[q].eq(fault_code)
+            t = t_q[side]
+            r = Cat(t.r_entry[:NB], Const(side, 1))
+            m_cfg = cfg_mem.read_port(transparent_for=(cfg_wp,))
+            m_tail = tail_mem.read_port(transparent_for=(tail_wp,))
+            m_acc = acc_mem.read_port(transparent_for=(acc_wp,))
+            m_head = head_mem[side].read_port(transparent_for=(head_wp[side],))
+            m.d.comb += [m_cfg.addr.eq(r), m_tail.addr.eq(r), m_acc.addr.eq(r), m_head.addr.eq(t.r_entry[:NB])]
+            r_on, r_drain = Signal(name=f"r_on_{side}"), Signal(name=f"r_drain_{side}")
+            m.d.sync += [r_on.eq(on.value.bit_select(r, 1)), r_drain.eq(draining.value.bit_select(r, 1))]
+            m.d.comb += [t.ro_state.eq(Cat(head_of(m_head.data, m_cfg.data.gen), m_tail.data)),
+                         t.ro_error.eq(Cat(m_acc.data.code, Const(0, 4), r_on, r_drain))]
+
+        # ------------------------------------------------------- start and drain
+        # One queue at a time, round robin among those that drain or wait to
+        # start: wait until no engine holds it, note how many fetches were
+        # issued and chains popped by then, wait until as many have ended and
+        # been retired; then (if ENABLE is set) clear its entries and start it.
+        want_start = Signal(Q)
+        m.d.comb += want_start.eq(draining.value | (enabled & ~on.value))
+        last_s = Signal(QB)
+        s_pick = round_robin(m, Q, want_start, last_s)
+        u_q = Signal(QB)
+        u_side = side_of(u_q)
+        mark_f = Signal(16)
+        mark_p = Signal(16)
+        held = Signal()
+        m.d.comb += held.eq(Mux(u_side, self.rx.hold & (sel_qs[1] == within(u_q)),
+                                self.tx.hold & (sel_qs[0] == within(u_q))))
+        u_cfg_rd = cfg_mem.read_port(transparent_for=(cfg_wp,))
+        u_head_rd = [mem.read_port(transparent_for=(wp,)) for mem, wp in zip(head_mem, head_wp)]
+        m.d.comb += u_cfg_rd.addr.eq(u_q)
+        for side in range(2):
+            m.d.comb += [u_head_rd[side].addr.eq(within(u_q)), self._ctrl_rd[side].addr.eq(within(u_q))]
+        u_ctrl = Mux(u_side, self._ctrl_rd[1].data, self._ctrl_rd[0].data)
+        pending_clr = Signal(3)
+        m.d.comb += [clr_q.eq(u_q), clr_req.eq(pending_clr)]
+        u_drained = Signal()          # the drain of u_q is over
+        u_start = Signal()            # u_q starts its incarnation
+        with m.FSM(name="queue_start"):
+            with m.State("Idle"):
+                with m.If(want_start.any()):
+                    m.d.sync += [u_q.eq(s_pick), last_s.eq(s_pick)]
+                    m.next = "Held"
+            with m.State("Held"):
+                with m.If(~held):
+                    m.d.sync += [mark_f.eq(f_issued), mark_p.eq(Mux(u_side, pops[1], pops[0]))]
+                    m.next = "Drain"
+            with m.State("Drain"):
+                with m.If(passed(f_ended, mark_f) & passed(Mux(u_side, rets[1], rets[0]), mark_p)):
+                    with m.If(enabled.bit_select(u_q, 1) & ~on.value.bit_select(u_q, 1)):
+                        m.d.sync += pending_clr.eq(0b111)
+                        m.next = "Clear"
+                    with m.Else():
+                        m.next = "Idle"
+                    m.d.comb += u_drained.eq(1)
+            with m.State("Clear"):
+                m.d.sync += pending_clr.eq(pending_clr & ~clr_done)
+                with m.If((pending_clr & ~clr_done) == 0):
+                    m.next = "Start"
+            with m.State("Start"):
+                # A new incarnation starts empty, with the configuration of now,
+                # and a generation its engine's head entry does not carry.
+                old = u_cfg_rd.data.gen
+                h_gen = Mux(u_side, u_head_rd[1].data.gen, u_head_rd[0].data.gen)
+                gen = Mux((old + 1)[:8] == h_gen, old + 2, old + 1)[:8]
+                with m.If(enabled.bit_select(u_q, 1)):
+                    m.d.comb += [u_start.eq(1), cfg_wp.addr.eq(u_q), cfg_wp.en.eq(1), cfg_wp.data.gen.eq(gen),
+                                 cfg_wp.data.log.eq(get_field(u_ctrl, ctrl_reg, "LOG_SIZE")),
+                                 cfg_wp.data.cq.eq(get_field(u_ctrl, ctrl_reg, "CQ")),
+                                 cfg_wp.data.pd.eq(get_field(u_ctrl, ctrl_reg, "PD"))]
+                    for side in range(2):
+                        for i in range(N):
+                            with m.If(u_q == side * N + i):
+                                m.d.sync += [c_head[side][i].eq(0), ch_rd[side][i].eq(0)]
+                m.next = "Idle"
+        draining.clear(u_drained, u_q)
+        on.set(u_start, u_q)
+        for flags in (err, chains, pend, starved):
+            flags.clear(u_start, u_q)
+        blocked.clear(u_start & ~u_side, within(u_q))
+
+        for flags in (on, err, chains, pend, starved, draining, blocked):
+            flags.apply(m)
         return m

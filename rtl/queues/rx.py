@@ -89,7 +89,8 @@ class RxEngine(wiring.Component):
         m.d.comb += [busy_n.eq(busy), k_n.eq(k)]
         m.d.sync += [busy.eq(busy_n), k.eq(k_n), l_sel.eq(ch.sel), l_idx.eq(ch.idx)]
         m.d.comb += [ch.sel.eq(q), ch.idx.eq(Mux(busy_n, k_n, 0)), ch.hold.eq(busy)]
-        shown = (l_sel == q) & (l_idx == Mux(busy, k, 0))
+        looked = l_sel == q                   # the frame's queue is the one shown
+        shown = looked & (l_idx == Mux(busy, k, 0))
         rec = Signal(rec_l)
         plan = Signal(plan_l)
         m.d.comb += [rec.queue.eq(q), rec.cq.eq(ch.cq), rec.index.eq(ch.head),
@@ -119,14 +120,16 @@ class RxEngine(wiring.Component):
             with m.Elif(~busy & ~ch.ready.bit_select(q, 1)):
                 # No chain cached: wait while posted descriptors are being
                 # fetched; with none posted, drop the frame (or pause).
-                with m.If(~self.backpressure & ~ch.fetching.bit_select(q, 1)):
+                with m.If(looked & ~self.backpressure & ~ch.fetching):
                     m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), self.no_buf.eq(1)]
-            with m.Elif(~busy & ch.full.bit_select(q, 1)):
+            with m.Elif(~busy & ~looked):
+                pass                          # the queue's chain and completion queue are being looked up
+            with m.Elif(~busy & ch.full):
                 # Its completion queue has no free slot: waiting for the owner
                 # to drain it would hold every other queue, so the frame is
                 # dropped and counted, with back-pressure on too.
                 m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), self.cq_full.eq(1)]
-            with m.Elif(~busy & ~ch.room.bit_select(q, 1)):
+            with m.Elif(~busy & ~ch.room):
                 pass                          # the last slot: the transmit side may take it this cycle
             with m.Elif(~shown):
                 pass                          # the chain is being looked up

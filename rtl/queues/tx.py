@@ -77,8 +77,8 @@ class TxEngine(wiring.Component):
         l_sel = Signal(range(max(N, 2)))
         l_idx = Signal(range(max(D, 2)))
         m.d.sync += [l_sel.eq(ch.sel), l_idx.eq(ch.idx)]
-        # Queues with a chain cached whose completion queue has a slot for it.
-        eligible = ch.ready & ch.room
+        # Queues with a chain cached (and not parked on a full completion queue).
+        eligible = ch.ready
         pick = round_robin(m, N, eligible, last_q)
         busy_n = Signal()
         k_n = Signal(range(max(D, 2)))
@@ -99,7 +99,12 @@ class TxEngine(wiring.Component):
         dec = Signal(range(depth + 1))       # reserved beats that have arrived
         wrote = Signal(range(depth + 1))     # beats of the head frame so far
         m.d.comb += rec.need.eq(need)
-        with m.If(shown & pending.w_rdy):
+        with m.If(shown & ~busy & ~ch.room):
+            # Its completion queue has no slot for the chain: the queue is
+            # parked until it has (the others go on).
+            m.d.comb += ch.block.eq(1)
+            m.d.sync += last_q.eq(l_sel)
+        with m.Elif(shown & pending.w_rdy):
             with m.If(~busy & ((ch.err != QueueStatus.OK) | too_long)):
                 # Refused chain: no DMA, a completion with the reason.
                 m.d.comb += [rec.status.eq(Mux(ch.err != QueueStatus.OK, ch.err, QueueStatus.TOO_LONG)),

@@ -307,8 +307,6 @@ class RegisterFile(wiring.Component):
             elif reg.access == "rw":
                 store = Signal(reg.width, name=f"r_{port_name(reg)}", init=resets[reg.name])
                 m.d.comb += port.eq(store)
-                with m.If(self.clear):
-                    m.d.sync += store.eq(resets[reg.name])
                 values[reg.name] = store
             elif reg.access == "ro":
                 values[reg.name] = port
@@ -405,9 +403,14 @@ class RegisterFile(wiring.Component):
                     for half in range(reg.dwords):
                         with m.Case(reg.addr // 4 + half):
                             if reg.access == "rw":
+                                # Byte by byte, so that each byte's flip-flops
+                                # take an enable rather than a multiplexer.
                                 store = values[reg.name]
-                                old = store[32 * half:32 * half + 32]
-                                m.d.sync += old.eq((old & ~be_mask) | (bus.w_data & be_mask))
+                                for k in range(4):
+                                    lo = 32 * half + 8 * k
+                                    if lo < reg.width:
+                                        with m.If(bus.w_be[k]):
+                                            m.d.sync += store[lo:lo + 8].eq(bus.w_data[8 * k:8 * k + 8])
                             elif reg.access == "wo":
                                 port = getattr(self, port_name(reg))
                                 m.d.sync += [port.stb.eq(1),
@@ -416,4 +419,10 @@ class RegisterFile(wiring.Component):
                                 m.d.comb += bad_wr.eq(1)
                 with m.Default():
                     m.d.comb += bad_wr.eq(1)
+        # ``clear`` wins over a write in the same cycle (a synchronous reset
+        # of flip-flops that have an enable).
+        with m.If(self.clear):
+            for reg in self._regmap:
+                if not reg.block and reg.access == "rw":
+                    m.d.sync += values[reg.name].eq(resets[reg.name])
         return m

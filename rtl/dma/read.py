@@ -11,7 +11,8 @@ from amaranth.lib.wiring import In, Out
 
 from ..pcie.be import request_bes
 from ..pcie.cfg import PcieCfgSignature
-from ..pcie.tlp import CplStatus, TlpStream, mem_request_header
+from ..lib.flags import FlagBits
+from ..pcie.tlp import CplStatus, TlpStream, mem_request_header, tlp_beat_layout
 from ..regmap import DmaStatus
 from .layouts import LEN_BITS, STATUS_BITS, read_data_layout, read_req_layout
 
@@ -108,14 +109,22 @@ class DmaReadEngine(wiring.Component):
         now = Signal(24)
         m.d.sync += now.eq(now + 1)
 
-        t_base = Array(Signal(PB, name=f"t_base{i}") for i in range(NT))
-        t_len = Array(Signal(13, name=f"t_len{i}") for i in range(NT))
-        t_rem = Array(Signal(13, name=f"t_rem{i}") for i in range(NT))
-        t_nla = Array(Signal(7, name=f"t_nla{i}") for i in range(NT))
-        t_time = Array(Signal(24, name=f"t_time{i}") for i in range(NT))
-        t_last = Array(Signal(name=f"t_last{i}") for i in range(NT))
+        # Per-tag state. What is fixed when the tag is issued (buffer place,
+        # length, next lower address, issue time, end of group) is a memory
+        # written by the issue side; what its completions change (bytes still
+        # to come, next lower address) a memory written by the completion
+        # side, which reads the issue side's values instead while the tag is
+        # ``fresh`` (no completion seen yet). Done and error are flip-flops:
+        # several places set them, the scanner and retirement look at them.
+        info_l = data.StructLayout({"base": PB, "len": 13, "nla": 7, "last": 1, "time": 24})
+        prog_l = data.StructLayout({"rem": 13, "nla": 7})
+        m.submodules.t_info = t_info = Memory(shape=info_l, depth=NT, init=[])
+        m.submodules.t_prog = t_prog = Memory(shape=prog_l, depth=NT, init=[])
+        info_wp = t_info.write_port()
+        prog_wp = t_prog.write_port()
+        fresh = FlagBits("t_fresh", NT)
+        t_done = FlagBits("t_done", NT)
         t_err = Array(Signal(STATUS_BITS, name=f"t_err{i}") for i in range(NT))
-        t_done = Array(Signal(name=f"t_done{i}") for i in range(NT))
 
         # Per-request records for the read-out side, and statuses from retirement.
         op_fifo = m.submodules.op_fifo = fifo.SyncFIFOBuffered(width=LEN_BITS + STATUS_BITS, depth=NT)
@@ -188,13 +197,14 @@ class DmaReadEngine(wiring.Component):
         ]
         issue = Signal()
         m.d.comb += issue.eq(can_issue & (self.o_tlp.ready | ~via_link))
+        m.d.comb += [info_wp.addr.eq(tag), info_wp.en.eq(issue), info_wp.data.base.eq(tail),
+                     info_wp.data.len.eq(nx_len), info_wp.data.nla.eq(nx_addr[:7]), info_wp.data.time.eq(now),
+                     info_wp.data.last.eq(nx_end)]
+        fresh.set(issue, tag)
+        t_done.set(issue & ~via_link, tag)
         with m.If(issue):
             m.d.sync += [
-                t_base[tag].eq(tail), t_len[tag].eq(nx_len), t_rem[tag].eq(nx_len),
-                t_nla[tag].eq(nx_addr[:7]), t_time[tag].eq(now),
-                t_last[tag].eq(nx_end),
                 t_err[tag].eq(Mux(fails, DmaStatus.BUS_MASTER, DmaStatus.OK)),
-                t_done[tag].eq(~via_link),
                 tail.eq(tail + nx_len), nx_valid.eq(0),
                 issued.eq(issued + 1),
             ]
@@ -214,10 +224,19 @@ class DmaReadEngine(wiring.Component):
         m.d.comb += st.tlps.eq(issue & via_link)
 
         # ---------------------------------------------------- completion side
+        # A beat is taken into stage A while its tag's entries are read; stage
+        # B checks the header and places the bytes.
         m.d.comb += self.i_cpl.ready.eq(1)
-        beat = self.i_cpl.payload
+        a_valid = Signal()
+        a_beat = Signal(tlp_beat_layout(W))
+        m.d.sync += [a_valid.eq(self.i_cpl.valid), a_beat.eq(self.i_cpl.payload)]
+        in_tag = self.i_cpl.payload.hdr.cpl.dw2.tag[:TB]
+        c_info_rd = t_info.read_port(transparent_for=(info_wp,))
+        c_prog_rd = t_prog.read_port(transparent_for=(prog_wp,))
+        m.d.comb += [c_info_rd.addr.eq(in_tag), c_prog_rd.addr.eq(in_tag)]
+        beat = a_beat
         ch = beat.hdr.cpl
-        fire = self.i_cpl.valid
+        fire = a_valid
 
         c_tag = ch.dw2.tag
         c_t = c_tag[:TB]
@@ -228,15 +247,15 @@ class DmaReadEngine(wiring.Component):
         c_has_data = ch.dw0.fmt[1]
         c_data_bytes = Signal(13)
         m.d.comb += c_data_bytes.eq((c_dws << 2) - c_la[:2])
-        # Tag state read once into signals (an Array read used as an expression is
-        # duplicated by the backend at every use).
         R = Signal(13)
         c_base = Signal(PB)
         c_len = Signal(13)
         c_nla = Signal(7)
         c_done = Signal()
-        m.d.comb += [R.eq(t_rem[c_t]), c_base.eq(t_base[c_t]), c_len.eq(t_len[c_t]),
-                     c_nla.eq(t_nla[c_t]), c_done.eq(t_done[c_t])]
+        is_fresh = fresh.bit(c_t)
+        m.d.comb += [R.eq(Mux(is_fresh, c_info_rd.data.len, c_prog_rd.data.rem)),
+                     c_base.eq(c_info_rd.data.base), c_len.eq(c_info_rd.data.len),
+                     c_nla.eq(Mux(is_fresh, c_info_rd.data.nla, c_prog_rd.data.nla)), c_done.eq(t_done.bit(c_t))]
         live = tag_in_range & ~c_done & ((c_t - retired[:TB])[:TB] < (issued - retired)[:TB + 1])
         status_ok = ch.dw1.status == CplStatus.SC
         final = c_data_bytes >= c_bc
@@ -262,6 +281,12 @@ class DmaReadEngine(wiring.Component):
         with m.Else():
             m.d.comb += b.eq(x)
 
+        header = fire & beat.sop
+        ok_header = header & live & status_ok & length_ok
+        m.d.comb += [prog_wp.addr.eq(c_t), prog_wp.en.eq(ok_header),
+                     prog_wp.data.rem.eq(R - nb), prog_wp.data.nla.eq(c_la + nb)]
+        fresh.clear(ok_header, c_t)
+        t_done.set(header & live & (~status_ok | ~length_ok | (poisoned & final)), c_t)
         with m.If(fire):
             m.d.sync += [
                 x.eq(b), x.pos.eq(b.pos + WB), x.lo.eq(0), x.hi.eq(Mux(b.hi > WB, b.hi - WB, 0)),
@@ -274,21 +299,16 @@ class DmaReadEngine(wiring.Component):
                 with m.Elif(~status_ok):
                     m.d.comb += [st.ur.eq(ch.dw1.status == CplStatus.UR),
                                  st.ca.eq(ch.dw1.status != CplStatus.UR)]
-                    m.d.sync += [t_done[c_t].eq(1),
-                                 t_err[c_t].eq(Mux(ch.dw1.status == CplStatus.UR, DmaStatus.UR, DmaStatus.CA))]
+                    m.d.sync += t_err[c_t].eq(Mux(ch.dw1.status == CplStatus.UR, DmaStatus.UR, DmaStatus.CA))
                 with m.Elif(~length_ok):
                     m.d.comb += st.bad_len.eq(1)
-                    m.d.sync += [t_done[c_t].eq(1), t_err[c_t].eq(DmaStatus.BAD_CPL)]
-                with m.Else():
-                    m.d.sync += [t_rem[c_t].eq(R - nb), t_nla[c_t].eq(c_la + nb)]
-                    with m.If(poisoned):
-                        # Its bytes are dropped; the request fails. The final
-                        # completion's data never reaches stage 2, so the tag is
-                        # marked done here.
-                        m.d.comb += st.poisoned.eq(1)
-                        m.d.sync += t_err[c_t].eq(DmaStatus.POISONED)
-                        with m.If(final):
-                            m.d.sync += t_done[c_t].eq(1)
+                    m.d.sync += t_err[c_t].eq(DmaStatus.BAD_CPL)
+                with m.Elif(poisoned):
+                    # Its bytes are dropped; the request fails. The final
+                    # completion's data never reaches stage 2, so the tag is
+                    # marked done here.
+                    m.d.comb += st.poisoned.eq(1)
+                    m.d.sync += t_err[c_t].eq(DmaStatus.POISONED)
 
         # Stage 2: rotate the beat into place and write the byte lanes.
         s_valid = Signal()
@@ -303,8 +323,7 @@ class DmaReadEngine(wiring.Component):
             s_valid.eq(fire & ~b.drop), s_data.eq(beat.data), s_pos.eq(b.pos), s_lo.eq(b.lo),
             s_hi.eq(Mux(b.hi > WB, WB, b.hi)), s_eop.eq(beat.eop), s_fin.eq(b.fin), s_tag.eq(b.tag),
         ]
-        with m.If(s_valid & s_eop & s_fin):
-            m.d.sync += t_done[s_tag].eq(1)
+        t_done.set(s_valid & s_eop & s_fin, s_tag)
 
         rot = s_pos[:LB] if LB else Const(0, 1)
         row0 = s_pos[LB:PB - 1]
@@ -316,33 +335,44 @@ class DmaReadEngine(wiring.Component):
                      r_mask.eq(rotate_left_bytes(lane_mask, rot, WB, lane_bits=1))]
 
         # -------------------------------------------------------------- timeout
+        # One tag a cycle: its issue time is read, and the next cycle it is
+        # looked at (unless one of its completions is on its way through).
+        scan_next = Signal(TB)
         scan = Signal(TB)
-        m.d.sync += scan.eq(scan + 1)
+        m.d.sync += [scan_next.eq(scan_next + 1), scan.eq(scan_next)]
+        s_info_rd = t_info.read_port(transparent_for=(info_wp,))
+        m.d.comb += s_info_rd.addr.eq(scan_next)
+        in_tag_full = self.i_cpl.payload.hdr.cpl.dw2.tag
         scan_busy = ((x_active & (x.tag == scan)) | (fire & beat.sop & (c_t == scan))
+                     | (self.i_cpl.valid & self.i_cpl.payload.sop & (in_tag_full[:TB] == scan))
                      | (s_valid & (s_tag == scan)))
         scan_live = (scan - retired[:TB])[:TB] < (issued - retired)[:TB + 1]
-        scan_done = Signal()
-        scan_time = Signal(24)
-        m.d.comb += [scan_done.eq(t_done[scan]), scan_time.eq(t_time[scan])]
-        expired = ((self.timeout != 0) & scan_live & ~scan_done & ~scan_busy
+        scan_done = t_done.bit(scan)
+        scan_time = s_info_rd.data.time
+        expired = ((self.timeout != 0) & scan_live & ~scan_done & ~scan_busy & ~(issue & (tag == scan))
                    & ((now - scan_time)[:24] >= self.timeout))
         m.d.comb += st.timeout.eq(expired)
+        t_done.set(expired, scan)
         with m.If(expired):
-            m.d.sync += [t_done[scan].eq(1), t_err[scan].eq(DmaStatus.TIMEOUT)]
+            m.d.sync += t_err[scan].eq(DmaStatus.TIMEOUT)
 
         # ----------------------------------------------------------- retirement
+        # The tag to retire next has its entry read a cycle ahead.
         rt = retired[:TB]
+        r_info_rd = t_info.read_port(transparent_for=(info_wp,))
         r_end = Signal(PB)
         r_err = Signal(STATUS_BITS)
         r_last = Signal()
         r_done = Signal()
-        m.d.comb += [r_end.eq(t_base[rt] + t_len[rt]), r_err.eq(t_err[rt]), r_last.eq(t_last[rt]),
-                     r_done.eq(t_done[rt])]
+        m.d.comb += [r_end.eq(r_info_rd.data.base + r_info_rd.data.len), r_err.eq(t_err[rt]),
+                     r_last.eq(r_info_rd.data.last), r_done.eq(t_done.bit(rt))]
         op_err = Signal(STATUS_BITS)
         this_err = Mux(op_err != 0, op_err, r_err)
         can_retire = (issued != retired) & r_done & (~r_last | st_fifo.w_rdy)
+        m.d.comb += r_info_rd.addr.eq(Mux(can_retire, rt + 1, rt))
+        t_done.clear(can_retire, rt)
         with m.If(can_retire):
-            m.d.sync += [rd_limit.eq(r_end), retired.eq(retired + 1), t_done[rt].eq(0)]
+            m.d.sync += [rd_limit.eq(r_end), retired.eq(retired + 1)]
             with m.If(r_last):
                 m.d.sync += rd_limit.eq(align_up(r_end))
                 m.d.comb += [st_fifo.w_en.eq(1), st_fifo.w_data.eq(this_err)]
@@ -405,6 +435,8 @@ class DmaReadEngine(wiring.Component):
             out_fifo.r_en.eq(self.resp.ready),
         ]
 
+        for flags in (fresh, t_done):
+            flags.apply(m)
         m.d.comb += [
             self.outstanding.eq(issued != retired),
             self.busy.eq(act | nx_valid | (issued != retired) | op_fifo.r_rdy | p_valid | out_fifo.r_rdy),

@@ -327,8 +327,10 @@ async def doorbells_outside_fetched_to_head_plus_ring_are_ignored(dut):
 @cocotb.test()
 async def a_chain_that_cannot_end_faults_its_queue_only(dut):
     """A ring full of descriptors that all carry MORE, or a chain longer than
-    the descriptor cache, faults its queue with a status; chains exactly as
-    long as the ring and as the cache are sent; other queues keep running."""
+    the descriptor cache (posted at once, or in two parts with the cache
+    nearly full in between), faults its queue with a status; chains exactly
+    as long as the ring and as the cache are sent; other queues keep
+    running."""
     tb, a, b = await pair(dut)
     rng = a.rng
     d = a.nic.build["desc_cache"]
@@ -355,7 +357,23 @@ async def a_chain_that_cannot_end_faults_its_queue_only(dut):
         write_desc(q, q.tail + k, buf.addr, 64, more=k < d)
     await a.nic.write_fields("TXQ4_DB", TAIL=(q.tail + d + 1) & 0xFFFF)
     await wait_for(tb, _reads_fn(a.nic, "TXQ4_ERROR", "CODE", ERROR_CHAIN_TOO_LONG), what="TX queue 4 faulted")
-    assert (await a.nic.counters())["QUEUE_FAULTS"] == 2
+    # A chain longer than the cache rung in two parts: the second doorbell
+    # comes while the cache already holds most of the first, with too little
+    # room left for a regular fetch (and no complete chain whose pop would
+    # make room): what fits is fetched, and the queue faults.
+    a.cqs[6] = await a.nic.create_cq(6, 8)
+    q = a.tx[6] = await a.nic.create_tx_queue(6, 7, a.cqs[6])
+    first = d - 3
+    for k in range(first):
+        write_desc(q, q.tail + k, buf.addr, 64, more=True)
+    await a.nic.write_fields("TXQ6_DB", TAIL=(q.tail + first) & 0xFFFF)
+    await tb.wait_cycles(2000)
+    assert (await a.nic.read_fields("TXQ6_ERROR"))["CODE"] == 0, "a chain shorter than the cache faulted"
+    for k in range(first, first + 8):
+        write_desc(q, q.tail + k, buf.addr, 64, more=k < first + 7)
+    await a.nic.write_fields("TXQ6_DB", TAIL=(q.tail + first + 8) & 0xFFFF)
+    await wait_for(tb, _reads_fn(a.nic, "TXQ6_ERROR", "CODE", ERROR_CHAIN_TOO_LONG), what="TX queue 6 faulted")
+    assert (await a.nic.counters())["QUEUE_FAULTS"] == 3
     # Queue 0 runs on.
     for s in range(2, 6):
         await a.send(0, make_frame(s, 0, 0, 300, rng), ledger=ledger, seq=s)

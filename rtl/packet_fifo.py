@@ -7,6 +7,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .streams import bytes_layout
+from .lib.stream import BufferedFifo
 
 __all__ = ["PacketFifo"]
 
@@ -81,7 +82,7 @@ class PacketFifo(wiring.Component):
                     m.d.sync += wp.eq(wp + 1)
 
         # Read side: committed beats, through a small FIFO for the RAM's latency.
-        out = m.submodules.out = fifo.SyncFIFOBuffered(width=beat_l.size, depth=4)
+        out = m.submodules.out = BufferedFifo(width=beat_l.size, depth=4)
         p_valid = Signal()
         go = (rp != cp) & ((out.level + p_valid) < out.depth)
         m.d.comb += rp_.addr.eq(rp[:AB])

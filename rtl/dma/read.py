@@ -12,6 +12,7 @@ from amaranth.lib.wiring import In, Out
 from ..pcie.be import request_bes
 from ..pcie.cfg import PcieCfgSignature
 from ..lib.flags import FlagBits
+from ..lib.stream import BufferedFifo
 from ..pcie.tlp import CplStatus, TlpStream, mem_request_header, tlp_beat_layout
 from ..regmap import DmaStatus
 from .layouts import LEN_BITS, STATUS_BITS, read_data_layout, read_req_layout
@@ -395,7 +396,7 @@ class DmaReadEngine(wiring.Component):
                 rp.addr.eq(head[LB:PB - 1]),
             ]
 
-        out_fifo = m.submodules.out_fifo = fifo.SyncFIFOBuffered(
+        out_fifo = m.submodules.out_fifo = BufferedFifo(
             width=len(self.resp.payload.as_value()), depth=4)
         started = Signal()
         ro_rem = Signal(LEN_BITS)

@@ -8,10 +8,11 @@ engines' throughput with the completion latency hidden.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..lib.stream import BufferedFifo
 from ..regmap import DmaStatus
 from .layouts import LEN_BITS, STATUS_BITS, read_data_layout, read_req_layout, \
     write_data_layout, write_req_layout, write_resp_layout
@@ -130,7 +131,7 @@ class DmaTestClient(wiring.Component):
         with m.If(self.start & ~self.busy & args_ok & self.write):
             m.d.sync += [src_ops.eq(self.count), src_beat.eq(0)]
         wd = data.StructLayout({"data": W, "nbytes": LB + 1, "last": 1})
-        data_fifo = m.submodules.data_fifo = fifo.SyncFIFOBuffered(width=wd.size, depth=4)
+        data_fifo = m.submodules.data_fifo = BufferedFifo(width=wd.size, depth=4)
         p_valid = Signal()
         p_meta = Signal(wd)
         credit = (data_fifo.level + p_valid) < data_fifo.depth

@@ -9,6 +9,7 @@ from amaranth.lib.wiring import In, Out
 from ..pcie.be import request_bes
 from ..pcie.cfg import PcieCfgSignature
 from ..pcie.tlp import TlpStream, mem_request_header
+from ..lib.stream import BufferedFifo
 from ..regmap import DmaStatus
 from .layouts import LEN_BITS, STATUS_BITS, write_data_layout, write_req_layout, write_resp_layout
 
@@ -63,7 +64,7 @@ class DmaWriteEngine(wiring.Component):
 
         # ------------------------------------------------------------ splitter
         # Chunk records: addr(64) len(13) last(1) drop(1) status(4)
-        chunk_fifo = m.submodules.chunk_fifo = fifo.SyncFIFOBuffered(width=64 + 13 + 1 + 1 + STATUS_BITS, depth=4)
+        chunk_fifo = m.submodules.chunk_fifo = BufferedFifo(width=64 + 13 + 1 + 1 + STATUS_BITS, depth=4)
         resp_fifo = m.submodules.resp_fifo = fifo.SyncFIFOBuffered(width=STATUS_BITS, depth=4)
 
         sp_act = Signal()

@@ -20,7 +20,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..dma.mux import DmaWriteClient
-from ..lib.stream import StreamFifo
+from ..lib.stream import BufferedFifo, StreamFifo
 from ..streams import bytes_layout
 from .common import cpl_req_layout
 from .desc import ChainPort
@@ -69,7 +69,7 @@ class RxEngine(wiring.Component):
         rec_l = data.StructLayout({"wr": 1, "status": 4, "queue": range(N), "cq": 8, "index": 16,
                                    "ndesc": range(D + 1), "len": 32, "nreq": range(D + 1)})
         plan_l = data.StructLayout({"deliver": 1, "written": 14})
-        pending = m.submodules.pending = fifo.SyncFIFOBuffered(width=rec_l.size, depth=CPL_DEPTH)
+        pending = m.submodules.pending = BufferedFifo(width=rec_l.size, depth=CPL_DEPTH)
         plans = m.submodules.plans = fifo.SyncFIFOBuffered(width=plan_l.size, depth=32)
 
         # -------------------------------------------------------------- planner
@@ -174,7 +174,7 @@ class RxEngine(wiring.Component):
                     m.d.sync += passed.eq(0)
 
         # ----------------------------------------------------------- completions
-        cpls = m.submodules.cpls = StreamFifo(cpl_req_layout(), CPL_DEPTH)
+        cpls = m.submodules.cpls = StreamFifo(cpl_req_layout(), CPL_DEPTH, ram_style="block")
         m.d.sync += in_flight.eq(in_flight + pending.w_en - (self.cpl.valid & self.cpl.ready))
         head = Signal(rec_l)
         m.d.comb += head.eq(pending.r_data)

@@ -12,12 +12,12 @@ chain gets a completion, in ring order: when its frame is in the frame buffer
 """
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, flipped
 
 from ..dma.mux import DmaReadClient
 from ..lib.arbiter import round_robin
-from ..lib.stream import StreamFifo
+from ..lib.stream import BufferedFifo, StreamFifo
 from ..packet_fifo import PacketFifo
 from ..streams import bytes_layout
 from .common import cpl_req_layout
@@ -55,7 +55,7 @@ class TxEngine(wiring.Component):
         depth = cfg.tx_fifo // WB
         rec_l = data.StructLayout({"dma": 1, "status": 4, "queue": range(N), "cq": 8, "index": 16,
                                    "ndesc": range(D + 1), "len": 32, "need": range(depth + 1)})
-        pending = m.submodules.pending = fifo.SyncFIFOBuffered(width=rec_l.size, depth=32)
+        pending = m.submodules.pending = BufferedFifo(width=rec_l.size, depth=32)
         frames = m.submodules.frames = PacketFifo(cfg.data_width, depth, {"x": 1})
 
         # A chain's payload is read only once the frame buffer has room for all
@@ -126,7 +126,7 @@ class TxEngine(wiring.Component):
                         m.d.sync += total.eq(Mux(busy, total, 0) + ch.desc.len)
 
         # --------------------------------------------------------- frames, done
-        cpls = m.submodules.cpls = StreamFifo(cpl_req_layout(), 4)
+        cpls = m.submodules.cpls = StreamFifo(cpl_req_layout(), 4, ram_style="block")
         head = Signal(rec_l)
         m.d.comb += head.eq(pending.r_data)
         resp = self.dma.data

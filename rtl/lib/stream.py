@@ -10,10 +10,17 @@ __all__ = ["StreamFifo", "BufferedFifo"]
 
 class BufferedFifo(wiring.Component):
     """A synchronous FIFO of ``width`` bits and ``depth`` entries with the
-    interface of ``amaranth.lib.fifo.SyncFIFOBuffered`` (``r_data`` and
-    ``r_rdy`` from flip-flops), whose storage is a memory of the given
-    ``ram_style`` ("block": block RAM even when shallow, for wide entries that
-    would otherwise take many distributed-RAM cells; "distributed").
+    interface of ``amaranth.lib.fifo.SyncFIFOBuffered``, whose storage is a
+    memory of the given ``ram_style`` ("block": block RAM even when shallow,
+    for wide entries that would otherwise take many distributed-RAM cells).
+
+    The memory is read every cycle at the entry that will be the head on the
+    next cycle, so ``r_data`` comes straight from the memory's output register
+    and holds while the head waits (no multiplexer, no extra flip-flops for
+    it); an entry can be read out two cycles after it was written (the
+    memory never returns an entry in the cycle it is written), and the FIFO
+    never reads the entry being written (``no_rw_check``: no logic for that
+    case). ``r_rdy`` and ``w_rdy`` come from flip-flops.
 
     w_en, w_data, w_rdy  write side
     r_en, r_data, r_rdy  read side
@@ -34,34 +41,35 @@ class BufferedFifo(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        inner = self.depth - 1              # the memory; the output register holds one more
-        m.submodules.storage = mem = Memory(shape=self.width, depth=inner, init=[],
-                                            attrs={"ram_style": self._ram_style})
+        n = self.depth
+        m.submodules.storage = mem = Memory(shape=self.width, depth=n, init=[],
+                                            attrs={"ram_style": self._ram_style, "no_rw_check": 1})
         wp = mem.write_port()
-        rp = mem.read_port(domain="sync")
-        wr = Signal(range(inner))
-        rd = Signal(range(inner))
-        held = Signal(range(inner + 1))     # entries in the memory
-        write = self.w_en & self.w_rdy
-        # The memory is read whenever it has an entry and the output register
-        # is empty or being emptied; the read lands in the register.
-        fill = (held != 0) & (~self.r_rdy | self.r_en)
+        # An asynchronous read port and a register: synthesis folds the
+        # register into a block RAM's read port, and, told by ``no_rw_check``,
+        # adds nothing for a read of the entry being written (a synchronous
+        # read port would ask for the old value then, which a block RAM's
+        # separate read and write ports cannot give without extra logic).
+        rp = mem.read_port(domain="comb")
+        r_data = Signal(self.width)
+        m.d.sync += r_data.eq(rp.data)
+        wr = Signal(range(n))
+        rd = Signal(range(n))
+        held = Signal(range(n + 1))
+        just = Signal()                     # an entry was written last cycle: not readable yet
 
         def step(p):
-            return Mux(p == inner - 1, 0, p + 1)
-
-        m.d.comb += [self.w_rdy.eq(held != inner), wp.addr.eq(wr), wp.data.eq(self.w_data), wp.en.eq(write),
-                     rp.addr.eq(rd), rp.en.eq(fill), self.r_data.eq(rp.data), self.level.eq(held + self.r_rdy)]
+            return Mux(p == n - 1, 0, p + 1)
+        write = self.w_en & self.w_rdy
+        read = self.r_en & self.r_rdy
+        m.d.comb += [self.w_rdy.eq(held != n), self.r_rdy.eq((held - just) != 0), self.level.eq(held),
+                     wp.addr.eq(wr), wp.data.eq(self.w_data), wp.en.eq(write),
+                     rp.addr.eq(Mux(read, step(rd), rd)), self.r_data.eq(r_data)]
+        m.d.sync += [just.eq(write), held.eq(held + write - read)]
         with m.If(write):
             m.d.sync += wr.eq(step(wr))
-        with m.If(fill):
-            m.d.sync += [rd.eq(step(rd)), self.r_rdy.eq(1)]
-        with m.Elif(self.r_en):
-            m.d.sync += self.r_rdy.eq(0)
-        with m.If(write & ~fill):
-            m.d.sync += held.eq(held + 1)
-        with m.Elif(fill & ~write):
-            m.d.sync += held.eq(held - 1)
+        with m.If(read):
+            m.d.sync += rd.eq(step(rd))
         return m
 
 

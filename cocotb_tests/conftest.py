@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from rtl.config import NicConfig
+from rtl.config import LARGE, NicConfig  # noqa: F401  (LARGE: for the test modules)
 
 #: The datapath widths every whole-NIC testbench runs at.
 WIDTHS = (64, 256)
@@ -16,11 +16,6 @@ WIDTHS = (64, 256)
 def config_for(width, **kw):
     return NicConfig(data_width=width, **kw)
 
-
-#: The large build: 256 transmit and 256 receive queues, 256 completion queues
-#: (descriptor caches of 8, so that they fit the block RAM of an LFE5U-85F;
-#: 768 doorbell pages need a 4 MiB BAR0).
-LARGE = dict(num_queues=256, num_cqs=256, desc_cache=8, bar0_size=1 << 22)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .lib.counters import CounterTable
+from .lib.ram import sync_read
 from .regmap import UNMAPPED_READ_VALUE, const_values, regmap, reset_values
 
 __all__ = ["CsrBus", "CsrWindow", "StrobeSignature", "RegisterFile", "RegisterTable", "port_name", "pack_fields",
@@ -90,6 +91,17 @@ def _byte_mask(be):
     return Cat(*[Mux(be[k], Const(0xFF, 8), Const(0, 8)) for k in range(4)])
 
 
+class _SyncReadPort:
+    """What :meth:`RegisterTable.read_port` hands out for synchronous reads:
+    the owner drives ``addr`` (and ``en``, 1 unless driven); ``data`` holds
+    the entry on the next cycle."""
+
+    def __init__(self, shape, addr_bits, name):
+        self.addr = Signal(addr_bits, name=f"{name}_rd_addr")
+        self.en = Signal(init=1, name=f"{name}_rd_en")
+        self.data = Signal(shape, name=f"{name}_rd_data")
+
+
 class RegisterTable(wiring.Component):
     """Serves a :class:`~rtl.regmap.RegisterBlock` through the register file's window.
 
@@ -115,6 +127,8 @@ class RegisterTable(wiring.Component):
         self._mems = {}
         self._flags = {}
         self._late = set()
+        self._comb_read = set()
+        self._sync_reads = []
         for r in block.registers:
             n = port_name(r)
             if r.access == "rw":
@@ -128,8 +142,18 @@ class RegisterTable(wiring.Component):
         super().__init__(members)
 
     def read_port(self, name, domain="sync"):
-        """A read port on ``rw`` register ``name``'s memory for the owner (before elaboration)."""
-        return self._mems[name].read_port(domain=domain)
+        """A read port on ``rw`` register ``name``'s memory for the owner
+        (before elaboration): ``addr``, ``en`` and, a cycle later, ``data``.
+        A register read only synchronously lives in block RAM; its value read
+        in the cycle the host writes it is undefined (only the driver writes
+        these registers, and not while the entry is in use)."""
+        if domain == "comb":
+            self._comb_read.add(name)
+            return self._mems[name].read_port(domain="comb")
+        port = _SyncReadPort(self._mems[name].shape, _bits(self.block.count),
+                             f"{self.block.name.lower()}_{name.lower()}")
+        self._sync_reads.append((name, port))
+        return port
 
     def late(self, reg_name):
         """The owner drives ``ro`` register ``reg_name`` of entry ``r_entry``
@@ -187,7 +211,11 @@ class RegisterTable(wiring.Component):
                 mem = self._mems[r.name]
                 m.submodules[f"mem_{n}"] = mem
                 wp = mem.write_port(granularity=8)
-                rp = mem.read_port(domain="sync")
+                if r.name not in self._comb_read:
+                    mem.attrs.update({"ram_style": "block", "no_rw_check": 1})
+                for name, port in self._sync_reads:
+                    if name == r.name:
+                        m.d.comb += port.data.eq(sync_read(m, mem, port.addr, en=port.en))
                 stb = w.w_stb & at
                 for (reg_name, field_name), flags in self._flags.items():
                     if reg_name == r.name:
@@ -202,8 +230,8 @@ class RegisterTable(wiring.Component):
                     m.d.comb += [wp.addr.eq(w.entry), wp.data.eq(Cat(w.w_data, w.w_data) if r.dwords > 1 else w.w_data),
                                  wp.en.eq(Mux(stb, Cat(w.w_be, Const(0, 4)) << (4 * half) if r.dwords > 1 else w.w_be,
                                               0))]
-                m.d.comb += [rp.addr.eq(w.entry), rp.en.eq(w.r_stb)]
-                r_val.append(rp.data.word_select(r_half, 32) if r.dwords > 1 else rp.data)
+                rd = sync_read(m, mem, w.entry, en=w.r_stb)
+                r_val.append(rd.word_select(r_half, 32) if r.dwords > 1 else rd)
             elif r.access == "ro" and r.name in self._late:
                 r_val.append(getattr(self, f"ro_{n}"))
             elif r.access == "ro":

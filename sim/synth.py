@@ -23,7 +23,7 @@ from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl.config import NicConfig
+from rtl.config import LARGE, NicConfig
 from .build import BUILD
 
 __all__ = ["SynthShell", "main"]
@@ -31,6 +31,8 @@ __all__ = ["SynthShell", "main"]
 #: Targets of the default build (64-bit datapath, 8 + 8 queues): logic cells
 #: as nextpnr counts them, and the time synthesis plus place and route may take.
 DEFAULT_MAX_LUTS = 28_000
+#: The large build may take at most 10 % more.
+LARGE_MAX_LUTS = 30_800
 MAX_SECONDS = 20 * 60
 
 
@@ -169,10 +171,15 @@ def main(argv=None):
                     help="yosys keeping the hierarchy: cells per block (not comparable with the flat totals)")
     ap.add_argument("--queues", type=int, help="transmit and receive queues (default: NicConfig's)")
     ap.add_argument("--cqs", type=int, help="completion queues (default: NicConfig's)")
-    ap.add_argument("--max-luts", type=int, default=DEFAULT_MAX_LUTS,
-                    help="fail above this many logic cells (TRELLIS_COMB; 0: no limit)")
+    ap.add_argument("--large", action="store_true",
+                    help="the large build: 256 + 256 queues, 256 completion queues (rtl.config.LARGE)")
+    ap.add_argument("--max-luts", type=int, default=None,
+                    help="fail above this many logic cells (TRELLIS_COMB; 0: none; 28000, or 30800 with --large)")
     args = ap.parse_args(argv)
-    extra = {k: v for k, v in (("num_queues", args.queues), ("num_cqs", args.cqs)) if v is not None}
+    if args.max_luts is None:
+        args.max_luts = LARGE_MAX_LUTS if args.large else DEFAULT_MAX_LUTS
+    extra = dict(LARGE) if args.large else {}
+    extra.update({k: v for k, v in (("num_queues", args.queues), ("num_cqs", args.cqs)) if v is not None})
     config = NicConfig(data_width=args.width, **extra)
     out = BUILD / "synth" / f"{config.key()}-{args.device}"
     out.mkdir(parents=True, exist_ok=True)

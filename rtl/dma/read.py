@@ -12,6 +12,7 @@ from amaranth.lib.wiring import In, Out
 from ..pcie.be import request_bes
 from ..pcie.cfg import PcieCfgSignature
 from ..lib.flags import FlagBits
+from ..lib.ram import block_memory, sync_read
 from ..lib.stream import BufferedFifo
 from ..pcie.tlp import CplStatus, TlpStream, mem_request_header, tlp_beat_layout
 from ..regmap import DmaStatus
@@ -119,7 +120,7 @@ class DmaReadEngine(wiring.Component):
         # several places set them, the scanner and retirement look at them.
         info_l = data.StructLayout({"base": PB, "len": 13, "nla": 7, "last": 1, "time": 24})
         prog_l = data.StructLayout({"rem": 13, "nla": 7})
-        m.submodules.t_info = t_info = Memory(shape=info_l, depth=NT, init=[])
+        m.submodules.t_info = t_info = block_memory(shape=info_l, depth=NT)
         m.submodules.t_prog = t_prog = Memory(shape=prog_l, depth=NT, init=[])
         info_wp = t_info.write_port()
         prog_wp = t_prog.write_port()
@@ -232,9 +233,14 @@ class DmaReadEngine(wiring.Component):
         a_beat = Signal(tlp_beat_layout(W))
         m.d.sync += [a_valid.eq(self.i_cpl.valid), a_beat.eq(self.i_cpl.payload)]
         in_tag = self.i_cpl.payload.hdr.cpl.dw2.tag[:TB]
-        c_info_rd = t_info.read_port(transparent_for=(info_wp,))
+        c_info = sync_read(m, t_info, in_tag, name="c_info")
+        # The tag issued last cycle: its entry was written as it was read,
+        # so what was read is not its (the scanner and retirement wait).
+        last_issue = Signal()
+        last_tag = Signal(TB)
+        m.d.sync += [last_issue.eq(issue), last_tag.eq(tag)]
         c_prog_rd = t_prog.read_port(transparent_for=(prog_wp,))
-        m.d.comb += [c_info_rd.addr.eq(in_tag), c_prog_rd.addr.eq(in_tag)]
+        m.d.comb += c_prog_rd.addr.eq(in_tag)
         beat = a_beat
         ch = beat.hdr.cpl
         fire = a_valid
@@ -254,10 +260,13 @@ class DmaReadEngine(wiring.Component):
         c_nla = Signal(7)
         c_done = Signal()
         is_fresh = fresh.bit(c_t)
-        m.d.comb += [R.eq(Mux(is_fresh, c_info_rd.data.len, c_prog_rd.data.rem)),
-                     c_base.eq(c_info_rd.data.base), c_len.eq(c_info_rd.data.len),
-                     c_nla.eq(Mux(is_fresh, c_info_rd.data.nla, c_prog_rd.data.nla)), c_done.eq(t_done.bit(c_t))]
-        live = tag_in_range & ~c_done & ((c_t - retired[:TB])[:TB] < (issued - retired)[:TB + 1])
+        m.d.comb += [R.eq(Mux(is_fresh, c_info.len, c_prog_rd.data.rem)),
+                     c_base.eq(c_info.base), c_len.eq(c_info.len),
+                     c_nla.eq(Mux(is_fresh, c_info.nla, c_prog_rd.data.nla)), c_done.eq(t_done.bit(c_t))]
+        # A tag issued in the cycle its entry was read (only a stray completion
+        # can come that early) is not taken as live: the entry read is not its.
+        live = (tag_in_range & ~c_done & ((c_t - retired[:TB])[:TB] < (issued - retired)[:TB + 1])
+                & ~(last_issue & (last_tag == c_t)))
         status_ok = ch.dw1.status == CplStatus.SC
         final = c_data_bytes >= c_bc
         length_ok = (c_has_data & (c_bc == R) & (c_la == c_nla) & (c_data_bytes != 0)
@@ -341,16 +350,15 @@ class DmaReadEngine(wiring.Component):
         scan_next = Signal(TB)
         scan = Signal(TB)
         m.d.sync += [scan_next.eq(scan_next + 1), scan.eq(scan_next)]
-        s_info_rd = t_info.read_port(transparent_for=(info_wp,))
-        m.d.comb += s_info_rd.addr.eq(scan_next)
+        s_info = sync_read(m, t_info, scan_next, name="s_info")
         in_tag_full = self.i_cpl.payload.hdr.cpl.dw2.tag
         scan_busy = ((x_active & (x.tag == scan)) | (fire & beat.sop & (c_t == scan))
                      | (self.i_cpl.valid & self.i_cpl.payload.sop & (in_tag_full[:TB] == scan))
                      | (s_valid & (s_tag == scan)))
         scan_live = (scan - retired[:TB])[:TB] < (issued - retired)[:TB + 1]
         scan_done = t_done.bit(scan)
-        scan_time = s_info_rd.data.time
-        expired = ((self.timeout != 0) & scan_live & ~scan_done & ~scan_busy & ~(issue & (tag == scan))
+        scan_time = s_info.time
+        expired = ((self.timeout != 0) & scan_live & ~scan_done & ~scan_busy & ~(last_issue & (last_tag == scan))
                    & ((now - scan_time)[:24] >= self.timeout))
         m.d.comb += st.timeout.eq(expired)
         t_done.set(expired, scan)
@@ -360,17 +368,18 @@ class DmaReadEngine(wiring.Component):
         # ----------------------------------------------------------- retirement
         # The tag to retire next has its entry read a cycle ahead.
         rt = retired[:TB]
-        r_info_rd = t_info.read_port(transparent_for=(info_wp,))
+        r_addr = Signal(TB)
+        r_info = sync_read(m, t_info, r_addr, name="r_info")
         r_end = Signal(PB)
         r_err = Signal(STATUS_BITS)
         r_last = Signal()
         r_done = Signal()
-        m.d.comb += [r_end.eq(r_info_rd.data.base + r_info_rd.data.len), r_err.eq(t_err[rt]),
-                     r_last.eq(r_info_rd.data.last), r_done.eq(t_done.bit(rt))]
+        m.d.comb += [r_end.eq(r_info.base + r_info.len), r_err.eq(t_err[rt]),
+                     r_last.eq(r_info.last), r_done.eq(t_done.bit(rt) & ~(last_issue & (last_tag == rt)))]
         op_err = Signal(STATUS_BITS)
         this_err = Mux(op_err != 0, op_err, r_err)
         can_retire = (issued != retired) & r_done & (~r_last | st_fifo.w_rdy)
-        m.d.comb += r_info_rd.addr.eq(Mux(can_retire, rt + 1, rt))
+        m.d.comb += r_addr.eq(Mux(can_retire, rt + 1, rt))
         t_done.clear(can_retire, rt)
         with m.If(can_retire):
             m.d.sync += [rd_limit.eq(r_end), retired.eq(retired + 1)]

@@ -56,11 +56,15 @@ class CounterTable(wiring.Component):
             m.d.sync += stale.eq(-1)
         with m.Else():
             m.d.sync += stale.bit_select(j, 1).eq(0)
+        # The counter swept this cycle hands its whole pending count over and
+        # starts again from this cycle's event (no subtraction).
         for k in range(n):
             with m.If(self.clear):
                 m.d.sync += pend[k].eq(0)
+            with m.Elif(j == k):
+                m.d.sync += pend[k].eq(self.inc[k])
             with m.Else():
-                m.d.sync += pend[k].eq(pend[k] + self.inc[k] - Mux(j == k, snap, 0))
+                m.d.sync += pend[k].eq(pend[k] + self.inc[k])
 
         # Reads: the memory's value (unless stale) plus the pending count, both of the read's cycle.
         r_pend = Signal(P)

@@ -73,6 +73,7 @@ from ..lib.stream import StreamFifo
 from ..lib.arbiter import round_robin
 from ..lib.flags import FlagBits, passed
 from ..lib.peek import PeekFifo
+from ..lib.ram import block_memory, sync_read
 from .common import ERROR_CHAIN_TOO_LONG, protection_ok
 from .layouts import DESC_BYTES, Descriptor, DescFlags, QueueStatus
 
@@ -197,7 +198,10 @@ class DescQueues(wiring.Component):
         acc_l = data.StructLayout({"len": DB + 1, "err": 4, "bytes": 16, "first": 16, "ch_wr": DB + 1, "code": 4})
         head_l = data.StructLayout({"gen": 8, "head": 16})
         info_l = data.StructLayout({"len": DB + 1, "err": 4, "bytes": 16, "index": 16})
-        m.submodules.cfg_mem = cfg_mem = Memory(shape=cfg_l, depth=Q, init=[])
+        # The configuration is written only as an incarnation starts, a cycle
+        # before the queue runs: no reader needs the value of the cycle it is
+        # written (block RAM, read without bypass logic).
+        m.submodules.cfg_mem = cfg_mem = block_memory(shape=cfg_l, depth=Q)
         m.submodules.tail_mem = tail_mem = Memory(shape=16, depth=Q, init=[])
         m.submodules.fetch_mem = fetch_mem = Memory(shape=16, depth=Q, init=[])
         m.submodules.acc_mem = acc_mem = Memory(shape=acc_l, depth=Q, init=[])
@@ -271,13 +275,12 @@ class DescQueues(wiring.Component):
         d_q = Signal(QB)
         d_tail = Signal(16)
         m.d.sync += [d_valid.eq(dbs[0].stb | dbs[1].stb), d_q.eq(a_q), d_tail.eq(a_tail)]
-        d_cfg_rd = cfg_mem.read_port(transparent_for=(cfg_wp,))
+        d_cfg = sync_read(m, cfg_mem, a_q, name="d_cfg")
         d_fetch_rd = fetch_mem.read_port(transparent_for=(fetch_wp,))
         d_head_rd = [mem.read_port(transparent_for=(wp,)) for mem, wp in zip(head_mem, head_wp)]
-        m.d.comb += [d_cfg_rd.addr.eq(a_q), d_fetch_rd.addr.eq(a_q)]
+        m.d.comb += d_fetch_rd.addr.eq(a_q)
         for side in range(2):
             m.d.comb += d_head_rd[side].addr.eq(within(a_q))
-        d_cfg = d_cfg_rd.data
 
         # Values written this cycle by their owners are seen at once (the reads
         # above were issued a cycle ago).
@@ -320,17 +323,16 @@ class DescQueues(wiring.Component):
         m.d.sync += [p_valid.eq(cand.any()), p_q.eq(rr)]
         with m.If(cand.any()):
             m.d.sync += last_f.eq(rr)
-        f_cfg_rd = cfg_mem.read_port(transparent_for=(cfg_wp,))
+        f_cfg = sync_read(m, cfg_mem, p_q, name="f_cfg")
         f_tail_rd = tail_mem.read_port(transparent_for=(tail_wp,))
         f_fetch_rd = fetch_mem.read_port(transparent_for=(fetch_wp,))
         f_head_rd = [mem.read_port(transparent_for=(wp,)) for mem, wp in zip(head_mem, head_wp)]
-        m.d.comb += [f_cfg_rd.addr.eq(p_q), f_tail_rd.addr.eq(p_q), f_fetch_rd.addr.eq(p_q)]
+        m.d.comb += [f_tail_rd.addr.eq(p_q), f_fetch_rd.addr.eq(p_q)]
         for side in range(2):
             m.d.comb += f_head_rd[side].addr.eq(within(p_q))
         b_valid = Signal()
         b_q = Signal(QB)
         m.d.sync += [b_valid.eq(p_valid), b_q.eq(p_q)]
-        f_cfg = f_cfg_rd.data
         f_fetch = f_fetch_rd.data
         f_head = head_of(head_l(Mux(side_of(b_q), f_head_rd[1].data, f_head_rd[0].data)), f_cfg.gen)
         f_size = size_of(f_cfg.log)
@@ -441,16 +443,15 @@ class DescQueues(wiring.Component):
         # next group's as the current one ends), and a descriptor waits while
         # what was read is for another queue.
         g = inflight.head
-        a_cfg_rd = cfg_mem.read_port(transparent_for=(cfg_wp,))
         a_acc_rd = acc_mem.read_port(transparent_for=(acc_wp,))
         a_addr = Signal(QB)
         a_read_q = Signal(QB)
         m.d.comb += a_addr.eq(Mux(end_of_group, inflight.next.q, g.q))
-        m.d.comb += [a_cfg_rd.addr.eq(a_addr), a_acc_rd.addr.eq(a_addr)]
+        m.d.comb += a_acc_rd.addr.eq(a_addr)
+        a_cfg = sync_read(m, cfg_mem, a_addr, name="a_cfg")
         m.d.sync += a_read_q.eq(a_addr)
         m.d.comb += stall.eq((a_read_q != g.q) | clr_req[2])
         r_q = g.q
-        a_cfg = a_cfg_rd.data
         acc = a_acc_rd.data
         k = Signal(DB + 1)            # descriptor of the group
         with m.If(end_of_group):
@@ -525,21 +526,21 @@ class DescQueues(wiring.Component):
             m.d.sync += sel_q.eq(port.sel)
             rd = cache[side].read_port(transparent_for=(cache_wp[side],))
             ird = info[side].read_port(transparent_for=(info_wp[side],))
-            e_cfg_rd = cfg_mem.read_port(transparent_for=(cfg_wp,))
+            e_cfg = sync_read(m, cfg_mem, Cat(port.sel, Const(side, 1)), name=f"e_cfg_{sn}")
             e_acc_rd = acc_mem.read_port(transparent_for=(acc_wp,))
-            shown_cfg.append(e_cfg_rd.data)
+            shown_cfg.append(e_cfg)
             same = port.pop & (port.sel == sel_q)
             ch = ird.data
             c_heads = Array(c_head[side])
             nxt_c_head = (c_heads[port.sel] + Mux(same, ch.len, 0))[:DB]
             sq = Cat(sel_q, Const(side, 1))
             m.d.comb += [
-                e_cfg_rd.addr.eq(Cat(port.sel, Const(side, 1))), e_acc_rd.addr.eq(Cat(port.sel, Const(side, 1))),
+                e_acc_rd.addr.eq(Cat(port.sel, Const(side, 1))),
                 ird.addr.eq(Cat(nxt_c_head, port.sel)),
                 rd.addr.eq(Cat((nxt_c_head + port.idx)[:DB], port.sel)),
                 port.running.eq(running[side * N:side * N + N]),
                 port.len.eq(ch.len), port.err.eq(ch.err), port.bytes.eq(ch.bytes), port.head.eq(ch.index),
-                port.desc.eq(rd.data), port.cq.eq(e_cfg_rd.data.cq),
+                port.desc.eq(rd.data), port.cq.eq(e_cfg.cq),
                 port.fetching.eq(pend.value.bit_select(sq, 1) | inflight.has("q", sq)),
             ]
             ready = running[side * N:side * N + N] & chains.value[side * N:side * N + N]
@@ -556,7 +557,7 @@ class DescQueues(wiring.Component):
             m.d.comb += [pop_wr[side].eq(port.pop), pop_wr_q[side].eq(sel_q),
                          pop_wr_head[side].eq(ch.index + ch.len),
                          head_wp[side].addr.eq(sel_q), head_wp[side].en.eq(port.pop),
-                         head_wp[side].data.gen.eq(e_cfg_rd.data.gen), head_wp[side].data.head.eq(ch.index + ch.len)]
+                         head_wp[side].data.gen.eq(e_cfg.gen), head_wp[side].data.head.eq(ch.index + ch.len)]
             with m.If(port.pop):
                 m.d.sync += pops[side].eq(pops[side] + 1)
         blocked.set(self.tx.block, sel_qs[0])
@@ -591,23 +592,22 @@ class DescQueues(wiring.Component):
         s_i = Signal(range(max(N, 2)))
         s_q = Signal(range(max(N, 2)))
         m.d.sync += [s_i.eq(Mux(s_i == N - 1, 0, s_i + 1)), s_q.eq(s_i)]
-        s_cfg_rd = cfg_mem.read_port(transparent_for=(cfg_wp,))
-        m.d.comb += s_cfg_rd.addr.eq(Cat(s_i, Const(0, 1)))
-        blocked.clear(has_room(s_cfg_rd.data.cq, room), s_q)
+        s_cfg = sync_read(m, cfg_mem, Cat(s_i, Const(0, 1)), name="s_cfg")
+        blocked.clear(has_room(s_cfg.cq, room), s_q)
 
         # Registers read through the tables' windows: the entry being read, a
         # cycle later.
         for side in range(2):
             t = t_q[side]
             r = Cat(t.r_entry[:NB], Const(side, 1))
-            m_cfg = cfg_mem.read_port(transparent_for=(cfg_wp,))
+            m_cfg = sync_read(m, cfg_mem, r, name=f"m_cfg_{side}")
             m_tail = tail_mem.read_port(transparent_for=(tail_wp,))
             m_acc = acc_mem.read_port(transparent_for=(acc_wp,))
             m_head = head_mem[side].read_port(transparent_for=(head_wp[side],))
-            m.d.comb += [m_cfg.addr.eq(r), m_tail.addr.eq(r), m_acc.addr.eq(r), m_head.addr.eq(t.r_entry[:NB])]
+            m.d.comb += [m_tail.addr.eq(r), m_acc.addr.eq(r), m_head.addr.eq(t.r_entry[:NB])]
             r_on, r_drain = Signal(name=f"r_on_{side}"), Signal(name=f"r_drain_{side}")
             m.d.sync += [r_on.eq(on.value.bit_select(r, 1)), r_drain.eq(draining.value.bit_select(r, 1))]
-            m.d.comb += [t.ro_state.eq(Cat(head_of(m_head.data, m_cfg.data.gen), m_tail.data)),
+            m.d.comb += [t.ro_state.eq(Cat(head_of(m_head.data, m_cfg.gen), m_tail.data)),
                          t.ro_error.eq(Cat(m_acc.data.code, Const(0, 4), r_on, r_drain))]
 
         # ------------------------------------------------------- start and drain
@@ -626,9 +626,8 @@ class DescQueues(wiring.Component):
         held = Signal()
         m.d.comb += held.eq(Mux(u_side, self.rx.hold & (sel_qs[1] == within(u_q)),
                                 self.tx.hold & (sel_qs[0] == within(u_q))))
-        u_cfg_rd = cfg_mem.read_port(transparent_for=(cfg_wp,))
+        u_cfg = sync_read(m, cfg_mem, u_q, name="u_cfg")
         u_head_rd = [mem.read_port(transparent_for=(wp,)) for mem, wp in zip(head_mem, head_wp)]
-        m.d.comb += u_cfg_rd.addr.eq(u_q)
         for side in range(2):
             m.d.comb += [u_head_rd[side].addr.eq(within(u_q)), self._ctrl_rd[side].addr.eq(within(u_q))]
         u_ctrl = Mux(u_side, self._ctrl_rd[1].data, self._ctrl_rd[0].data)
@@ -660,14 +659,19 @@ class DescQueues(wiring.Component):
             with m.State("Start"):
                 # A new incarnation starts empty, with the configuration of now,
                 # and a generation its engine's head entry does not carry.
-                old = u_cfg_rd.data.gen
+                old = u_cfg.gen
                 h_gen = Mux(u_side, u_head_rd[1].data.gen, u_head_rd[0].data.gen)
                 gen = Mux((old + 1)[:8] == h_gen, old + 2, old + 1)[:8]
+                m.d.comb += [cfg_wp.addr.eq(u_q), cfg_wp.en.eq(1), cfg_wp.data.gen.eq(gen),
+                             cfg_wp.data.log.eq(get_field(u_ctrl, ctrl_reg, "LOG_SIZE")),
+                             cfg_wp.data.cq.eq(get_field(u_ctrl, ctrl_reg, "CQ")),
+                             cfg_wp.data.pd.eq(get_field(u_ctrl, ctrl_reg, "PD"))]
+                m.next = "Go"
+            with m.State("Go"):
+                # The queue runs from the cycle after its configuration was
+                # written, so every read of it sees the new one.
                 with m.If(enabled.bit_select(u_q, 1)):
-                    m.d.comb += [u_start.eq(1), cfg_wp.addr.eq(u_q), cfg_wp.en.eq(1), cfg_wp.data.gen.eq(gen),
-                                 cfg_wp.data.log.eq(get_field(u_ctrl, ctrl_reg, "LOG_SIZE")),
-                                 cfg_wp.data.cq.eq(get_field(u_ctrl, ctrl_reg, "CQ")),
-                                 cfg_wp.data.pd.eq(get_field(u_ctrl, ctrl_reg, "PD"))]
+                    m.d.comb += u_start.eq(1)
                     for side in range(2):
                         for i in range(N):
                             with m.If(u_q == side * N + i):

@@ -1,0 +1,40 @@
+"""Block RAM for per-entry state: memories that synthesis maps to block RAM
+even when shallow, read synchronously without the logic a read of the entry
+being written would otherwise cost.
+
+A block RAM's read and write ports cannot return the old value of an entry
+written in the same cycle; a synchronous read port that asks for it makes
+synthesis add a bypass register and multiplexer as wide as the data. The
+readers here never need it (the units that write an entry and those that read
+it in the same cycle are kept apart by the design, each place says how), so
+the read is an asynchronous port followed by a register, which synthesis
+folds into the block RAM with ``no_rw_check``: read-during-write gives an
+undefined value, and nothing is added. In simulation the register captures
+the old value, as a synchronous port would.
+"""
+
+from amaranth.hdl import Signal
+from amaranth.lib.memory import Memory
+
+__all__ = ["block_memory", "sync_read"]
+
+
+def block_memory(*, shape, depth, style="block"):
+    """A memory of ``depth`` entries of ``shape`` for block RAM (``style``
+    "block"), or distributed RAM ("distributed")."""
+    return Memory(shape=shape, depth=depth, init=[], attrs={"ram_style": style, "no_rw_check": 1})
+
+
+def sync_read(m, mem, addr, en=None, name=None):
+    """Read ``mem`` at ``addr``; the entry is in the returned signal on the
+    next cycle (held while ``en`` is low). Never transparent: an entry written
+    in the same cycle reads as undefined in hardware."""
+    rp = mem.read_port(domain="comb")
+    data = Signal(mem.shape, name=name)
+    m.d.comb += rp.addr.eq(addr)
+    if en is None:
+        m.d.sync += data.eq(rp.data)
+    else:
+        with m.If(en):
+            m.d.sync += data.eq(rp.data)
+    return data

@@ -7,6 +7,7 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
+from cocotb_tests.blocksim import simulate, sink
 from rtl.config import NicConfig
 from rtl.csr import RegisterFile
 from rtl.lib.counters import CounterTable
@@ -184,7 +185,7 @@ def test_descriptor_queues_hand_out_every_posted_chain(width, seed):
     rng = random.Random(seed)
     cfg = NicConfig(data_width=width, num_queues=4, num_cqs=2, desc_cache=8, num_mrs=2)
     rmap = regmap(cfg)
-    N, WB, LOG, SIZE = cfg.num_queues, cfg.beat_bytes, 3, 8
+    N, LOG, SIZE = cfg.num_queues, 3, 8
     m = Module()
     m.submodules.csr = csr = RegisterFile(cfg)
     tables = {name: csr.add_table(name) for name in ("TXQ", "RXQ", "TXQ_DB", "RXQ_DB")}
@@ -210,36 +211,16 @@ def test_descriptor_queues_hand_out_every_posted_chain(width, seed):
         inside = region[0] <= addr and addr + length <= region[0] + region[1]
         return QueueStatus.OK if inside else QueueStatus.PROTECTION
 
+    def fetched(cycle, rp):
+        q = (rp.addr - 0x10000) // 0x1000
+        off = rp.addr - ring_base[q]
+        assert 0 <= q < 2 * N and off % DESC_BYTES == 0 and 0 < rp.len and off + rp.len <= SIZE * DESC_BYTES, \
+            f"fetch of {rp.len} bytes at {rp.addr:#x} is not inside one ring"
+        assert not rp.more
+        return cycle + rng.randint(2, 40), bytes(rings[q][off:off + rp.len])
+
     async def dma(ctx):
-        req, dat = dq.dma.req, dq.dma.data
-        owed, cur, pos, offering = [], None, 0, False
-        cycle = 0
-        while True:
-            cycle += 1
-            ctx.set(req.ready, int(rng.random() < 0.6))
-            if cur is None and owed and owed[0][0] <= cycle:
-                cur, pos = owed.pop(0)[1], 0
-            offering = cur is not None and (offering or rng.random() < 0.7)
-            nb = min(WB, len(cur) - pos) if cur is not None else 0
-            ctx.set(dat.valid, int(offering))
-            if offering:
-                ctx.set(dat.payload.data, int.from_bytes(cur[pos:pos + nb], "little"))
-                ctx.set(dat.payload.nbytes, nb)
-                ctx.set(dat.payload.last, int(pos + nb == len(cur)))
-                ctx.set(dat.payload.status, 0)
-            _, _, rv, rr, rp, dv, dr = await ctx.tick().sample(req.valid, req.ready, req.payload, dat.valid, dat.ready)
-            if rv and rr:
-                q = (rp.addr - 0x10000) // 0x1000
-                off = rp.addr - ring_base[q]
-                assert 0 <= q < 2 * N and off % DESC_BYTES == 0 and 0 < rp.len and off + rp.len <= SIZE * DESC_BYTES, \
-                    f"fetch of {rp.len} bytes at {rp.addr:#x} is not inside one ring"
-                assert not rp.more
-                owed.append((cycle + rng.randint(2, 40), bytes(rings[q][off:off + rp.len])))
-            if dv and dr:
-                pos += nb
-                offering = False
-                if pos == len(cur):
-                    cur = None
+        await _dma_read_model(ctx, rng, dq.dma, fetched)
 
     async def engine(ctx, side):
         port = dq.rx if side else dq.tx
@@ -465,3 +446,346 @@ def test_buffered_fifo_keeps_order_level_and_one_item_a_cycle(depth, seed):
     # every other cycle; from three on, one a cycle.
     want = 495 if depth == 2 else 995
     assert moved[0] >= want, f"{moved[0]} items in 1000 cycles with both sides willing, depth {depth}"
+
+
+async def _dma_read_model(ctx, rng, client, on_request):
+    """A DMA read engine as a read client sees it: requests taken at random
+    (``on_request(cycle, payload)`` returns the cycle from which to answer and
+    the bytes owed, or None while a group goes on); answers in request order,
+    each a beat at a time with random gaps."""
+    req, dat = client.req, client.data
+    WB = len(dat.payload.data) // 8
+    owed, cur, pos, offering = [], None, 0, False
+    cycle = 0
+    while True:
+        cycle += 1
+        ctx.set(req.ready, int(rng.random() < 0.6))
+        if cur is None and owed and owed[0][0] <= cycle:
+            cur, pos = owed.pop(0)[1], 0
+        offering = cur is not None and (offering or rng.random() < 0.7)
+        nb = min(WB, len(cur) - pos) if cur is not None else 0
+        ctx.set(dat.valid, int(offering))
+        if offering:
+            ctx.set(dat.payload.data, int.from_bytes(cur[pos:pos + nb], "little"))
+            ctx.set(dat.payload.nbytes, nb)
+            ctx.set(dat.payload.last, int(pos + nb == len(cur)))
+            ctx.set(dat.payload.status, 0)
+        _, _, rv, rr, rp, dv, dr = await ctx.tick().sample(req.valid, req.ready, req.payload, dat.valid, dat.ready)
+        if rv and rr:
+            answer = on_request(cycle, rp)
+            if answer is not None:
+                owed.append(answer)
+        if dv and dr:
+            pos += nb
+            offering = False
+            if pos == len(cur):
+                cur = None
+
+
+def _payload(addr, n):
+    """The bytes of a host buffer in the engine tests: a function of the address."""
+    return bytes(((addr + k) * 7 + ((addr + k) >> 8)) & 0xFF for k in range(n))
+
+
+class _ChainModel:
+    """The descriptor queues as an engine sees them (``ChainPort``): per queue,
+    chains of (address, length) buffers with their first error; the queue and
+    descriptor named in one cycle are shown on the next, a pop of the shown
+    queue already moving its next chain into view; completion-queue room that
+    flickers (it is never full: an engine waits for it); queues the engine
+    parks (``block``) come back once there is room; queues not in
+    ``running`` are disabled."""
+
+    def __init__(self, rng, port, n, chains, running=None):
+        self.rng, self.port, self.n = rng, port, n
+        self.running = (1 << n) - 1 if running is None else running
+        self.chains = chains            # queue -> list of dicts(bufs, err, index)
+        self.blocked = set()
+        self.claims, self.pops = [], []
+
+    def chain_of(self, q):
+        c = self.chains[q]
+        return c[0] if c else None
+
+    async def run(self, ctx):
+        p = self.port
+        shown, shown_idx = 0, 0
+        room = [True] * self.n
+        self.show(ctx, room, shown, shown_idx)   # after reset, queue 0's first descriptor is shown
+        while True:
+            _, _, sel, idx, pop, claim, block = await ctx.tick().sample(p.sel, p.idx, p.pop, p.claim, p.block)
+            if claim:
+                assert room[shown], f"queue {shown}: a chain started without a completion slot"
+                self.claims.append(shown)
+            if pop:
+                self.pops.append((shown, self.chains[shown].pop(0)))
+            if block:
+                assert not room[shown], f"queue {shown} parked while its completion queue has room"
+                self.blocked.add(shown)
+            for q in range(self.n):
+                if self.rng.random() < 0.05:
+                    room[q] = self.rng.random() < 0.8
+                if q in self.blocked and room[q] and self.rng.random() < 0.3:
+                    self.blocked.discard(q)
+            shown, shown_idx = sel, idx
+            self.show(ctx, room, shown, shown_idx)
+
+    def show(self, ctx, room, shown, shown_idx):
+        p = self.port
+        ch = self.chain_of(shown)
+        ready = sum(1 << q for q in range(self.n)
+                    if self.chains[q] and q not in self.blocked and self.running >> q & 1)
+        ctx.set(p.running, self.running)
+        ctx.set(p.ready, ready)
+        ctx.set(p.room, int(room[shown]))
+        ctx.set(p.full, 0)
+        ctx.set(p.fetching, 0)
+        ctx.set(p.cq, shown % 2)
+        if ch is not None:
+            ctx.set(p.len, len(ch["bufs"]))
+            ctx.set(p.err, ch["err"])
+            ctx.set(p.bytes, min(0xFFFF, sum(n for _, n in ch["bufs"])))
+            ctx.set(p.head, ch["index"])
+            a, n = ch["bufs"][shown_idx] if shown_idx < len(ch["bufs"]) else (0, 0)
+            more = shown_idx < len(ch["bufs"]) - 1
+            ctx.set(p.desc, {"addr": a, "len": n, "flags": int(more)})
+
+
+@pytest.mark.parametrize("width", [64, 256])
+def test_transmit_engine_sends_every_chain_once_in_order(width, seed):
+    """The transmit engine alone: four queues of chains of one to three
+    buffers (some refused by the descriptor checks, some longer than
+    max_frame), completion slots that come and go, a DMA read model that
+    stalls requests and data and answers late, a MAC that pauses and a
+    completion writer that pauses. Every chain is claimed once and popped
+    once; every good chain's frame carries its buffers' bytes in order; every
+    chain completes once, per queue in ring order, with its status and length;
+    refused chains are never read; nothing is sent for them."""
+    from rtl.queues.tx import TxEngine
+    rng = random.Random(seed)
+    cfg = NicConfig(data_width=width, num_queues=4, desc_cache=8, max_frame=2000)
+    WB, N = cfg.beat_bytes, cfg.num_queues
+    m = Module()
+    m.submodules.txe = txe = TxEngine(cfg)
+    chains = {q: [] for q in range(N)}
+    expected = {q: [] for q in range(N)}
+    for q in range(N):
+        index = 0
+        for _ in range(25):
+            bufs = [(0x10000 * (q + 1) + rng.randrange(0, 0x8000), rng.randint(1, 900))
+                    for _ in range(rng.choice((1, 1, 2, 3)))]
+            err = QueueStatus.PROTECTION if rng.random() < 0.1 else QueueStatus.OK
+            total = sum(n for _, n in bufs)
+            status = err if err else (QueueStatus.TOO_LONG if total > cfg.max_frame - 4 else QueueStatus.OK)
+            chains[q].append({"bufs": bufs, "err": int(err), "index": index})
+            expected[q].append((index, len(bufs), status, total if status == QueueStatus.OK else 0,
+                                b"".join(_payload(a, n) for a, n in bufs)))
+            index += len(bufs)
+    model = _ChainModel(rng, txe.chain, N, chains)
+    reads = []
+    frames, cpls = [], []
+
+    group = []
+
+    def read(cycle, rp):
+        reads.append((rp.addr, rp.len))
+        group.append(_payload(rp.addr, rp.len))
+        if not rp.more:
+            data = b"".join(group)
+            group.clear()
+            return cycle, data
+        return None
+
+    async def dma(ctx):
+        await _dma_read_model(ctx, rng, txe.dma, read)
+
+    cur = bytearray()
+
+    def beat(p):
+        cur.extend(p.data.to_bytes(WB, "little")[:p.nbytes])
+        if p.last:
+            frames.append(bytes(cur))
+            cur.clear()
+
+    async def mac(ctx):
+        await sink(ctx, rng, txe.o_frame, 0.7, beat)
+
+    async def writer(ctx):
+        await sink(ctx, rng, txe.cpl, 0.5,
+                    lambda p: cpls.append((p.queue, p.index, p.ndesc, QueueStatus(p.status), p.len, p.cq)))
+
+    async def bench(ctx):
+        total = sum(len(v) for v in expected.values())
+        n_good = sum(1 for q in range(N) for e in expected[q] if e[2] == QueueStatus.OK)
+        # A transmit chain completes once its frame is in the frame buffer;
+        # the MAC takes the last frames after that.
+        for _ in range(200_000):
+            await ctx.tick()
+            if len(cpls) == total and len(frames) == n_good:
+                break
+        assert len(cpls) == total, f"{len(cpls)} of {total} completions (seed {seed})"
+
+    simulate(m, bench, model.run, dma, mac, writer)
+    # Every chain claimed and popped once.
+    assert sorted(model.claims) == sorted(q for q in range(N) for _ in expected[q]), "claims"
+    for q in range(N):
+        mine = [c for c in cpls if c[0] == q]
+        want = [(q, i, nd, st, ln, q % 2) for i, nd, st, ln, _ in expected[q]]
+        assert mine == want, f"queue {q} completions differ (seed {seed}): first {mine[:2]} vs {want[:2]}"
+    good = [e for q in range(N) for e in expected[q] if e[2] == QueueStatus.OK]
+    want_frames = sorted(e[4] for e in good)
+    extra = [len(f) for f in frames if f not in want_frames]
+    missing = [len(f) for f in want_frames if f not in frames]
+    assert sorted(frames) == want_frames, \
+        f"frames differ from the good chains' bytes (seed {seed}): extra {extra[:5]}, missing {missing[:5]}"
+    assert len(reads) == sum(e[1] for e in good), "a refused or too-long chain was read"
+
+
+@pytest.mark.parametrize("width", [64, 256])
+def test_receive_engine_places_every_frame_in_its_queues_next_chain(width, seed):
+    """The receive engine alone: frames for four queues (one disabled, one
+    with no buffer ever posted) arrive with random gaps in the records and the
+    bytes; chains of one to three buffers (some refused by the descriptor
+    checks, some shorter than their frame); completion slots come and go; a
+    DMA write model stalls requests and data and returns each request's status
+    late. Each frame takes its queue's next chain: its bytes land in the
+    chain's buffers in order (truncated to the chain), nothing is written for
+    refused chains or dropped frames, every chain completes once, in ring
+    order, with its status and length, drops are counted by reason, and every
+    write status is taken the cycle it comes."""
+    from rtl.queues.rx import RxEngine
+    rng = random.Random(seed)
+    cfg = NicConfig(data_width=width, num_queues=4, desc_cache=8)
+    WB, N = cfg.beat_bytes, cfg.num_queues
+    DISABLED, EMPTY = 3, 2
+    m = Module()
+    m.submodules.rxe = rxe = RxEngine(cfg)
+    chains = {q: [] for q in range(N)}
+    for q in (0, 1):
+        index = 0
+        for _ in range(30):
+            bufs = [(0x100000 * (q + 1) + 0x1000 * len(chains[q]) + rng.randrange(0, 64), rng.randint(1, 700))
+                    for _ in range(rng.choice((1, 1, 2, 3)))]
+            err = QueueStatus.PROTECTION if rng.random() < 0.1 else QueueStatus.OK
+            chains[q].append({"bufs": bufs, "err": int(err), "index": index})
+            index += len(bufs)
+    posted = {q: list(chains[q]) for q in range(N)}
+    frames = []                               # (queue, bytes)
+    for k in range(60):
+        q = rng.choice((0, 0, 1, 1, 1, EMPTY, DISABLED))
+        frames.append((q, bytes(rng.getrandbits(8) for _ in range(rng.randint(60, 1500)))))
+    # What each frame should do, in order.
+    expect_cpl = {q: [] for q in range(N)}
+    expect_mem = {}
+    drops = {"no_buf": 0, "disabled": 0}
+    taken = {q: 0 for q in range(N)}
+    for q, body in frames:
+        if q == DISABLED:
+            drops["disabled"] += 1
+            continue
+        if taken[q] == len(posted[q]):
+            drops["no_buf"] += 1
+            continue
+        ch = posted[q][taken[q]]
+        taken[q] += 1
+        total = sum(n for _, n in ch["bufs"])
+        if ch["err"]:
+            expect_cpl[q].append((ch["index"], len(ch["bufs"]), QueueStatus(ch["err"]), 0))
+            continue
+        n = min(total, len(body))
+        expect_cpl[q].append((ch["index"], len(ch["bufs"]), QueueStatus.OK if len(body) <= total
+                              else QueueStatus.TRUNCATED, n))
+        pos = 0
+        for a, ln in ch["bufs"]:
+            for i in range(min(ln, n - pos)):
+                expect_mem[a + i] = body[pos + i]
+            pos += min(ln, n - pos)
+    model = _ChainModel(rng, rxe.chain, N, chains, running=(1 << N) - 1 - (1 << DISABLED))
+    memory, cpls = {}, []
+    counts = {"no_buf": 0, "disabled": 0, "cq_full": 0}
+
+    async def source(ctx):
+        meta, fr = rxe.i_meta, rxe.i_frame
+        metas = list(frames)
+        beats = [(body[i:i + WB], i + WB >= len(body)) for _, body in frames for i in range(0, len(body), WB)]
+        mi = bi = 0
+        while True:
+            mv = mi < len(metas) and rng.random() < 0.8
+            bv = bi < len(beats) and rng.random() < 0.8
+            ctx.set(meta.valid, int(mv))
+            if mv:
+                ctx.set(meta.payload.queue, metas[mi][0])
+                ctx.set(meta.payload.length, len(metas[mi][1]))
+            ctx.set(fr.valid, int(bv))
+            if bv:
+                chunk, last = beats[bi]
+                ctx.set(fr.payload.data, int.from_bytes(chunk, "little"))
+                ctx.set(fr.payload.nbytes, len(chunk))
+                ctx.set(fr.payload.last, int(last))
+            _, _, mr, br, nb, dis, cqf = await ctx.tick().sample(meta.ready, fr.ready, rxe.no_buf, rxe.disabled,
+                                                                 rxe.cq_full)
+            mi += mv and mr
+            bi += bv and br
+            counts["no_buf"] += nb
+            counts["disabled"] += dis
+            counts["cq_full"] += cqf
+
+    async def dma(ctx):
+        req, dat, resp = rxe.dma.req, rxe.dma.data, rxe.dma.resp
+        reqs, group_bytes, owed = [], bytearray(), []
+        cycle = 0
+        while True:
+            cycle += 1
+            ctx.set(req.ready, int(rng.random() < 0.6))
+            ctx.set(dat.ready, int(rng.random() < 0.7))
+            due = owed and owed[0] <= cycle
+            ctx.set(resp.valid, int(bool(due)))
+            ctx.set(resp.payload.status, 0)
+            _, _, rv, rr, rp, dv, dr, dp, sv, sr = await ctx.tick().sample(
+                req.valid, req.ready, req.payload, dat.valid, dat.ready, dat.payload, resp.valid, resp.ready)
+            if sv:
+                assert sr, "a write status was not taken the cycle it came"
+                owed.pop(0)
+            if rv and rr:
+                reqs.append((rp.addr, rp.len, rp.more))
+            if dv and dr:
+                group_bytes += dp.data.to_bytes(WB, "little")[:dp.nbytes]
+                if dp.last:
+                    # The group's requests take its bytes in order.
+                    pos = 0
+                    print("GROUP", len(group_bytes), reqs, cycle)
+                    while reqs:
+                        a, ln, more = reqs.pop(0)
+                        for i in range(ln):
+                            memory[a + i] = group_bytes[pos + i]
+                        pos += ln
+                        owed.append(cycle + rng.randint(1, 20))
+                        if not more:
+                            break
+                    assert pos == len(group_bytes), f"a group of {len(group_bytes)} bytes for {pos} requested"
+                    group_bytes = bytearray()
+
+    async def writer(ctx):
+        await sink(ctx, rng, rxe.cpl, 0.5,
+                    lambda p: cpls.append((p.queue, p.index, p.ndesc, QueueStatus(p.status), p.len)))
+
+    async def bench(ctx):
+        ctx.set(rxe.backpressure, 0)
+        total = sum(len(v) for v in expect_cpl.values())
+        for _ in range(300_000):
+            await ctx.tick()
+            if len(cpls) == total and counts["no_buf"] + counts["disabled"] == sum(drops.values()):
+                break
+        for _ in range(200):
+            await ctx.tick()
+        assert len(cpls) == total, (f"{len(cpls)} of {total} completions (seed {seed}); drops {counts} of {drops}; "
+                                    f"per queue {[len([c for c in cpls if c[0] == q]) for q in range(N)]} of "
+                                    f"{[len(expect_cpl[q]) for q in range(N)]}")
+
+    simulate(m, bench, model.run, source, dma, writer)
+    for q in range(N):
+        mine = [c[1:] for c in cpls if c[0] == q]
+        assert mine == expect_cpl[q], f"queue {q} completions differ (seed {seed}): {mine[:3]} vs {expect_cpl[q][:3]}"
+    assert memory == expect_mem, f"bytes written differ from the frames' (seed {seed})"
+    assert counts == {**drops, "cq_full": 0}, f"drops counted {counts}, expected {drops}"
+    assert len(model.claims) == sum(len(v) for v in expect_cpl.values()), "one claim per chain"

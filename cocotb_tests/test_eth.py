@@ -9,6 +9,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib.wiring import connect
 from amaranth.sim import Simulator
 
+from cocotb_tests.blocksim import simulate
 from rtl.dma.mux import DmaReadMux, DmaWriteMux
 from rtl.lib.arbiter import round_robin
 from rtl.eth.classify import RxClassifier
@@ -18,16 +19,6 @@ from sim.wire import eth_fcs
 
 WIDTHS = (64, 256)
 MAX_FRAME = 1518
-
-
-def _simulate(m, main, *background):
-    """Run ``main`` to its end with the ``background`` testbenches alongside."""
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    for bench in background:
-        sim.add_testbench(bench, background=True)
-    sim.add_testbench(main)
-    sim.run()
 
 
 def _drive_frames(ctx, port, frames, wb, rng=None, gaps=0.0):
@@ -85,7 +76,7 @@ def test_mac_pads_appends_fcs_checks_and_steers(width, seed):
                         return
         raise AssertionError(f"only {len(got)} of {len(frames)} frames came through")
 
-    _simulate(m, sink, src)
+    simulate(m, sink, src)
     assert len(wire) == len(got) == len(frames), (len(wire), len(got), len(frames))
     for f, w, (g, err, length, q) in zip(frames, wire, got, strict=True):
         body = f + bytes(max(0, MIN_FRAME - 4 - len(f)))
@@ -119,7 +110,7 @@ def test_mac_tx_keeps_to_the_wire_rate(width, size):
             if v:
                 first = bool(p.last)
 
-    _simulate(m, sink, src)
+    simulate(m, sink, src)
     # Cycles per frame: the wire rate, or the frame's beats when more (every
     # frame starts in lane 0, so a frame just over a beat multiple costs a beat).
     per_frame = max((size + 4 + WIRE_OVERHEAD) / wb, -(-(size + 4) // wb))
@@ -172,7 +163,7 @@ def test_mac_rx_flags_bad_fcs_runts_and_oversize(width, seed):
                     return
         raise AssertionError(f"only {len(got)} of {len(cases)} frames came out")
 
-    _simulate(m, sink, src)
+    simulate(m, sink, src)
     assert got == [e for _, e in cases], [(i, len(f), e, g) for i, ((f, e), g) in enumerate(zip(cases, got)) if e != g]
 
 
@@ -263,7 +254,7 @@ def test_read_mux_grants_whole_groups_and_routes_responses_in_order(seed):
                 pending.pop(0)
         raise AssertionError("mux stalled")
 
-    _simulate(m, engine, *[f(k) for k in range(n) for f in (client, client_rx)])
+    simulate(m, engine, *[f(k) for k in range(n) for f in (client, client_rx)])
     # Whole groups, each in its client's order.
     i = 0
     order = {k: 0 for k in range(n)}
@@ -357,7 +348,7 @@ def test_write_mux_keeps_each_groups_data_with_its_requests(seed):
                 return
         raise AssertionError("mux stalled")
 
-    _simulate(m, engine, *[fn for k in range(n) for fn in client(k)])
+    simulate(m, engine, *[fn for k in range(n) for fn in client(k)])
     # Data beats come group by group in the order the groups' requests were granted.
     granted = []
     for a in seen_req:
@@ -431,7 +422,7 @@ def test_classifier_routes_each_frame_with_its_record_under_back_pressure(seed):
                 return
         raise AssertionError(f"only {len(got['o']) + len(got['e'])} of {len(frames)} frames came out")
 
-    _simulate(m, sink, records, beats)
+    simulate(m, sink, records, beats)
     for side, want_engine in (("o", False), ("e", True)):
         mine = [(k, et, body) for k, et, body in frames if (et == 0x88B6) == want_engine]
         assert got[side] == [body for _, _, body in mine], f"side {side}: frames differ"

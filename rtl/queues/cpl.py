@@ -46,6 +46,7 @@ from ..dma.mux import DmaWriteClient
 from ..lib.arbiter import round_robin
 from ..lib.flags import FlagBits, passed
 from ..lib.peek import PeekFifo
+from ..lib.ram import block_memory, sync_read
 from .common import cpl_req_layout
 from .desc import RETIRE_PORTS, CqClaimSignature, RetireSignature
 from .layouts import CPL_BYTES, Completion
@@ -113,7 +114,10 @@ class CplWriter(wiring.Component):
         # ------------------------------------------------------------ memories
         ccfg_l = data.StructLayout({"log": 4, "vector": 5, "count": 16, "time": 32})
         t0_l = data.StructLayout({"valid": 1, "t0": 32})
-        m.submodules.ccfg_mem = ccfg_mem = Memory(shape=ccfg_l, depth=C, init=[])
+        # The configuration is written only as an incarnation starts, when no
+        # record or interrupt decision is for the queue: block RAM, read
+        # without bypass logic.
+        m.submodules.ccfg_mem = ccfg_mem = block_memory(shape=ccfg_l, depth=C)
         m.submodules.prod_mem = prod_mem = Memory(shape=16, depth=C, init=[])
         m.submodules.done_mem = done_mem = Memory(shape=16, depth=C, init=[])
         m.submodules.cons_mem = cons_mem = Memory(shape=16, depth=C, init=[])
@@ -170,12 +174,12 @@ class CplWriter(wiring.Component):
         use_rx = Mux(self.i_tx.valid & self.i_rx.valid, ~last_rx, self.i_rx.valid)
         nxt = cpl_req_layout()(Mux(use_rx, self.i_rx.payload, self.i_tx.payload))
         load = (self.i_tx.valid | self.i_rx.valid) & (~r_valid | take) & ~clr_req[0]
-        p_cfg_rd = ccfg_mem.read_port(transparent_for=(ccfg_wp,))
         p_prod_rd = prod_mem.read_port(transparent_for=(prod_wp,))
         nxt_cq = Signal(8)
         m.d.comb += nxt_cq.eq(nxt.cq)
-        m.d.comb += [p_cfg_rd.addr.eq(nxt_cq[:CB]), p_prod_rd.addr.eq(nxt_cq[:CB]), p_cfg_rd.en.eq(load),
-                     p_prod_rd.en.eq(load), self._base_rd.addr.eq(nxt_cq[:CB]), self._base_rd.en.eq(load)]
+        p_cfg = sync_read(m, ccfg_mem, nxt_cq[:CB], en=load, name="p_cfg")
+        m.d.comb += [p_prod_rd.addr.eq(nxt_cq[:CB]), p_prod_rd.en.eq(load), self._base_rd.addr.eq(nxt_cq[:CB]),
+                     self._base_rd.en.eq(load)]
         with m.If(load):
             m.d.comb += [self.i_rx.ready.eq(use_rx), self.i_tx.ready.eq(~use_rx)]
             m.d.sync += [r.eq(nxt), r_valid.eq(1), last_rx.eq(use_rx)]
@@ -186,7 +190,7 @@ class CplWriter(wiring.Component):
         r_q = Signal(QB)
         m.d.comb += r_q.eq(Mux(r.kind, N + r.queue, r.queue))
         p_j = p_prod_rd.data
-        log_j = p_cfg_rd.data.log
+        log_j = p_cfg.log
         size_j = size_of(log_j)
 
         # Each write's CQ, record count and queues, in request order, for the
@@ -341,12 +345,11 @@ class CplWriter(wiring.Component):
         i_j = Signal(CB)
         i_q = Signal(CB)
         m.d.sync += [i_j.eq(Mux(i_j == C - 1, 0, i_j + 1)), i_q.eq(i_j)]
-        i_cfg_rd = ccfg_mem.read_port(transparent_for=(ccfg_wp,))
         i_done_rd = done_mem.read_port(transparent_for=(done_wp,))
         i_cons_rd = cons_mem.read_port(transparent_for=(cons_wp,))
         i_t0_rd = t0_mem.read_port(transparent_for=(t0_wp,))
-        m.d.comb += [i_cfg_rd.addr.eq(i_j), i_done_rd.addr.eq(i_j), i_cons_rd.addr.eq(i_j), i_t0_rd.addr.eq(i_j)]
-        i_cfg = i_cfg_rd.data
+        m.d.comb += [i_done_rd.addr.eq(i_j), i_cons_rd.addr.eq(i_j), i_t0_rd.addr.eq(i_j)]
+        i_cfg = sync_read(m, ccfg_mem, i_j, name="i_cfg")
         i_unc = (i_done_rd.data - i_cons_rd.data)[:16]
         i_k = Mux(i_cfg.count == 0, 1, i_cfg.count)
         i_pending = on.bit(i_q) & armed.bit(i_q) & (i_unc != 0)

@@ -204,10 +204,19 @@ class DescQueues(wiring.Component):
         m.submodules.cfg_mem = cfg_mem = block_memory(shape=cfg_l, depth=Q)
         m.submodules.tail_mem = tail_mem = Memory(shape=16, depth=Q, init=[])
         m.submodules.fetch_mem = fetch_mem = Memory(shape=16, depth=Q, init=[])
-        m.submodules.acc_mem = acc_mem = Memory(shape=acc_l, depth=Q, init=[])
+        # The arrival path's entry in three memories, for their readers: the
+        # chain being cached (the arrival path only), the chains completed
+        # (also the engines), the fault code (also the register window).
+        part_l = data.StructLayout({"len": DB + 1, "err": 4, "bytes": 16, "first": 16})
+        m.submodules.acc_mem = acc_mem = Memory(shape=part_l, depth=Q, init=[])
+        m.submodules.chw_mem = chw_mem = Memory(shape=DB + 1, depth=Q, init=[])
+        m.submodules.code_mem = code_mem = Memory(shape=4, depth=Q, init=[])
         head_mem, cache, info = [], [], []
         for side, sn in enumerate(("tx", "rx")):
-            head_mem.append(Memory(shape=head_l, depth=N, init=[]))
+            # The engine's head entry: its readers take it a cycle late (the
+            # fetcher and the doorbell check only see less room, never more),
+            # so block RAM without bypass logic.
+            head_mem.append(block_memory(shape=head_l, depth=N))
             cache.append(Memory(shape=Descriptor, depth=N * D, init=[]))
             info.append(Memory(shape=info_l, depth=N * D, init=[]))
             m.submodules[f"head_{sn}"] = head_mem[side]
@@ -217,6 +226,8 @@ class DescQueues(wiring.Component):
         tail_wp = tail_mem.write_port()
         fetch_wp = fetch_mem.write_port()
         acc_wp = acc_mem.write_port()
+        chw_wp = chw_mem.write_port()
+        code_wp = code_mem.write_port()
         head_wp = [mem.write_port() for mem in head_mem]
         cache_wp = [mem.write_port() for mem in cache]
         info_wp = [mem.write_port() for mem in info]
@@ -277,10 +288,8 @@ class DescQueues(wiring.Component):
         m.d.sync += [d_valid.eq(dbs[0].stb | dbs[1].stb), d_q.eq(a_q), d_tail.eq(a_tail)]
         d_cfg = sync_read(m, cfg_mem, a_q, name="d_cfg")
         d_fetch_rd = fetch_mem.read_port(transparent_for=(fetch_wp,))
-        d_head_rd = [mem.read_port(transparent_for=(wp,)) for mem, wp in zip(head_mem, head_wp)]
+        d_head_rd = [sync_read(m, mem, within(a_q), name=f"d_head_{k}") for k, mem in enumerate(head_mem)]
         m.d.comb += d_fetch_rd.addr.eq(a_q)
-        for side in range(2):
-            m.d.comb += d_head_rd[side].addr.eq(within(a_q))
 
         # Values written this cycle by their owners are seen at once (the reads
         # above were issued a cycle ago).
@@ -291,7 +300,7 @@ class DescQueues(wiring.Component):
         pop_wr_q = [Signal(NB, name="pop_q_tx"), Signal(NB, name="pop_q_rx")]
         pop_wr_head = [Signal(16, name="pop_head_tx"), Signal(16, name="pop_head_rx")]
         d_fetch = Mux(f_commit & (f_commit_q == d_q), f_new, d_fetch_rd.data)
-        d_head_e = head_l(Mux(side_of(d_q), d_head_rd[1].data, d_head_rd[0].data))
+        d_head_e = head_l(Mux(side_of(d_q), d_head_rd[1], d_head_rd[0]))
         d_head = Signal(16)
         m.d.comb += d_head.eq(head_of(d_head_e, d_cfg.gen))
         for side in range(2):
@@ -326,15 +335,13 @@ class DescQueues(wiring.Component):
         f_cfg = sync_read(m, cfg_mem, p_q, name="f_cfg")
         f_tail_rd = tail_mem.read_port(transparent_for=(tail_wp,))
         f_fetch_rd = fetch_mem.read_port(transparent_for=(fetch_wp,))
-        f_head_rd = [mem.read_port(transparent_for=(wp,)) for mem, wp in zip(head_mem, head_wp)]
+        f_head_rd = [sync_read(m, mem, within(p_q), name=f"f_head_{k}") for k, mem in enumerate(head_mem)]
         m.d.comb += [f_tail_rd.addr.eq(p_q), f_fetch_rd.addr.eq(p_q)]
-        for side in range(2):
-            m.d.comb += f_head_rd[side].addr.eq(within(p_q))
         b_valid = Signal()
         b_q = Signal(QB)
         m.d.sync += [b_valid.eq(p_valid), b_q.eq(p_q)]
         f_fetch = f_fetch_rd.data
-        f_head = head_of(head_l(Mux(side_of(b_q), f_head_rd[1].data, f_head_rd[0].data)), f_cfg.gen)
+        f_head = head_of(head_l(Mux(side_of(b_q), f_head_rd[1], f_head_rd[0])), f_cfg.gen)
         f_size = size_of(f_cfg.log)
         pending = Signal(17)
         to_end = Signal(17)
@@ -444,15 +451,17 @@ class DescQueues(wiring.Component):
         # what was read is for another queue.
         g = inflight.head
         a_acc_rd = acc_mem.read_port(transparent_for=(acc_wp,))
+        a_chw_rd = chw_mem.read_port(transparent_for=(chw_wp,))
+        a_code_rd = code_mem.read_port(transparent_for=(code_wp,))
         a_addr = Signal(QB)
         a_read_q = Signal(QB)
         m.d.comb += a_addr.eq(Mux(end_of_group, inflight.next.q, g.q))
-        m.d.comb += a_acc_rd.addr.eq(a_addr)
+        m.d.comb += [a_acc_rd.addr.eq(a_addr), a_chw_rd.addr.eq(a_addr), a_code_rd.addr.eq(a_addr)]
         a_cfg = sync_read(m, cfg_mem, a_addr, name="a_cfg")
         m.d.sync += a_read_q.eq(a_addr)
         m.d.comb += stall.eq((a_read_q != g.q) | clr_req[2])
         r_q = g.q
-        acc = a_acc_rd.data
+        acc = acc_l(Cat(a_acc_rd.data, a_chw_rd.data, a_code_rd.data))
         k = Signal(DB + 1)            # descriptor of the group
         with m.If(end_of_group):
             m.d.sync += k.eq(0)
@@ -505,9 +514,13 @@ class DescQueues(wiring.Component):
         err.set(fault, r_q)
         m.d.comb += self.fault.eq(fault)
         with m.If(taking | failed):
-            m.d.comb += [acc_wp.addr.eq(r_q), acc_wp.data.eq(nxt), acc_wp.en.eq(1)]
+            m.d.comb += [acc_wp.addr.eq(r_q), acc_wp.data.eq(nxt.as_value()[:part_l.size]), acc_wp.en.eq(1),
+                         chw_wp.addr.eq(r_q), chw_wp.data.eq(nxt.ch_wr), chw_wp.en.eq(1),
+                         code_wp.addr.eq(r_q), code_wp.data.eq(nxt.code), code_wp.en.eq(1)]
         with m.Elif(clr_req[2]):
-            m.d.comb += [acc_wp.addr.eq(clr_q), acc_wp.data.eq(0), acc_wp.en.eq(1), clr_done[2].eq(1)]
+            m.d.comb += [acc_wp.addr.eq(clr_q), acc_wp.data.eq(0), acc_wp.en.eq(1), chw_wp.addr.eq(clr_q),
+                         chw_wp.data.eq(0), chw_wp.en.eq(1), code_wp.addr.eq(clr_q), code_wp.data.eq(0),
+                         code_wp.en.eq(1), clr_done[2].eq(1)]
         with m.If(end_of_group):
             m.d.comb += inflight.r_en.eq(1)
             m.d.sync += f_ended.eq(f_ended + 1)
@@ -527,7 +540,7 @@ class DescQueues(wiring.Component):
             rd = cache[side].read_port(transparent_for=(cache_wp[side],))
             ird = info[side].read_port(transparent_for=(info_wp[side],))
             e_cfg = sync_read(m, cfg_mem, Cat(port.sel, Const(side, 1)), name=f"e_cfg_{sn}")
-            e_acc_rd = acc_mem.read_port(transparent_for=(acc_wp,))
+            e_chw_rd = chw_mem.read_port(transparent_for=(chw_wp,))
             shown_cfg.append(e_cfg)
             same = port.pop & (port.sel == sel_q)
             ch = ird.data
@@ -535,7 +548,7 @@ class DescQueues(wiring.Component):
             nxt_c_head = (c_heads[port.sel] + Mux(same, ch.len, 0))[:DB]
             sq = Cat(sel_q, Const(side, 1))
             m.d.comb += [
-                e_acc_rd.addr.eq(Cat(port.sel, Const(side, 1))),
+                e_chw_rd.addr.eq(Cat(port.sel, Const(side, 1))),
                 ird.addr.eq(Cat(nxt_c_head, port.sel)),
                 rd.addr.eq(Cat((nxt_c_head + port.idx)[:DB], port.sel)),
                 port.running.eq(running[side * N:side * N + N]),
@@ -548,7 +561,7 @@ class DescQueues(wiring.Component):
             # A pop: the head chain moves on; once the last cached chain is
             # popped, the queue has none (unless one completes this cycle).
             rd_now = Array(ch_rd[side])[sel_q]
-            left = (e_acc_rd.data.ch_wr - rd_now - 1)[:DB + 1]
+            left = (e_chw_rd.data - rd_now - 1)[:DB + 1]
             for i in range(N):
                 with m.If(port.pop & (sel_q == i)):
                     m.d.sync += [c_head[side][i].eq(c_head[side][i] + ch.len), ch_rd[side][i].eq(ch_rd[side][i] + 1)]
@@ -602,13 +615,13 @@ class DescQueues(wiring.Component):
             r = Cat(t.r_entry[:NB], Const(side, 1))
             m_cfg = sync_read(m, cfg_mem, r, name=f"m_cfg_{side}")
             m_tail = tail_mem.read_port(transparent_for=(tail_wp,))
-            m_acc = acc_mem.read_port(transparent_for=(acc_wp,))
-            m_head = head_mem[side].read_port(transparent_for=(head_wp[side],))
-            m.d.comb += [m_tail.addr.eq(r), m_acc.addr.eq(r), m_head.addr.eq(t.r_entry[:NB])]
+            m_code = code_mem.read_port(transparent_for=(code_wp,))
+            m_head = sync_read(m, head_mem[side], t.r_entry[:NB], name=f"m_head_{side}")
+            m.d.comb += [m_tail.addr.eq(r), m_code.addr.eq(r)]
             r_on, r_drain = Signal(name=f"r_on_{side}"), Signal(name=f"r_drain_{side}")
             m.d.sync += [r_on.eq(on.value.bit_select(r, 1)), r_drain.eq(draining.value.bit_select(r, 1))]
-            m.d.comb += [t.ro_state.eq(Cat(head_of(m_head.data, m_cfg.gen), m_tail.data)),
-                         t.ro_error.eq(Cat(m_acc.data.code, Const(0, 4), r_on, r_drain))]
+            m.d.comb += [t.ro_state.eq(Cat(head_of(m_head, m_cfg.gen), m_tail.data)),
+                         t.ro_error.eq(Cat(m_code.data, Const(0, 4), r_on, r_drain))]
 
         # ------------------------------------------------------- start and drain
         # One queue at a time, round robin among those that drain or wait to
@@ -627,9 +640,9 @@ class DescQueues(wiring.Component):
         m.d.comb += held.eq(Mux(u_side, self.rx.hold & (sel_qs[1] == within(u_q)),
                                 self.tx.hold & (sel_qs[0] == within(u_q))))
         u_cfg = sync_read(m, cfg_mem, u_q, name="u_cfg")
-        u_head_rd = [mem.read_port(transparent_for=(wp,)) for mem, wp in zip(head_mem, head_wp)]
+        u_head_rd = [sync_read(m, mem, within(u_q), name=f"u_head_{k}") for k, mem in enumerate(head_mem)]
         for side in range(2):
-            m.d.comb += [u_head_rd[side].addr.eq(within(u_q)), self._ctrl_rd[side].addr.eq(within(u_q))]
+            m.d.comb += self._ctrl_rd[side].addr.eq(within(u_q))
         u_ctrl = Mux(u_side, self._ctrl_rd[1].data, self._ctrl_rd[0].data)
         pending_clr = Signal(3)
         m.d.comb += [clr_q.eq(u_q), clr_req.eq(pending_clr)]
@@ -660,7 +673,7 @@ class DescQueues(wiring.Component):
                 # A new incarnation starts empty, with the configuration of now,
                 # and a generation its engine's head entry does not carry.
                 old = u_cfg.gen
-                h_gen = Mux(u_side, u_head_rd[1].data.gen, u_head_rd[0].data.gen)
+                h_gen = Mux(u_side, u_head_rd[1].gen, u_head_rd[0].gen)
                 gen = Mux((old + 1)[:8] == h_gen, old + 2, old + 1)[:8]
                 m.d.comb += [cfg_wp.addr.eq(u_q), cfg_wp.en.eq(1), cfg_wp.data.gen.eq(gen),
                              cfg_wp.data.log.eq(get_field(u_ctrl, ctrl_reg, "LOG_SIZE")),

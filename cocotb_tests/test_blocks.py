@@ -399,10 +399,7 @@ def test_counter_table_counts_every_pulse_and_reads_exactly(seed):
                 counts = [c + (pulses >> i & 1) for i, c in enumerate(counts)]
         ctx.set(t.r_stb, 0)
 
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(m, bench)
 
 
 @pytest.mark.parametrize("depth", [2, 3, 4, 8])
@@ -438,10 +435,7 @@ def test_buffered_fifo_keeps_order_level_and_one_item_a_cycle(depth, seed):
                 model.append(value)
             await ctx.tick()
 
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(m, bench)
     # Two entries (one in memory, one in the output register) pass an item
     # every other cycle; from three on, one a cycle.
     want = 495 if depth == 2 else 995

@@ -167,6 +167,11 @@ def test_mac_rx_flags_bad_fcs_runts_and_oversize(width, seed):
     assert got == [e for _, e in cases], [(i, len(f), e, g) for i, ((f, e), g) in enumerate(zip(cases, got)) if e != g]
 
 
+def _rr_rule(v, g, n):
+    """Round robin in plain Python: the first set bit of ``v`` after ``g``, wrapping."""
+    return next((g + k) % n for k in range(1, n + 1) if v >> ((g + k) % n) & 1)
+
+
 @pytest.mark.parametrize("n", [2, 3, 8, 16])
 def test_round_robin_picks_the_first_request_after_the_last_grant(n):
     """Every request vector and last grant, against the rule in plain Python."""
@@ -180,7 +185,7 @@ def test_round_robin_picks_the_first_request_after_the_last_grant(n):
             for g in range(n):
                 ctx.set(valids, v)
                 ctx.set(last, g)
-                want = next((g + k) % n for k in range(1, n + 1) if v >> ((g + k) % n) & 1)
+                want = _rr_rule(v, g, n)
                 if ctx.get(pick) != want:
                     wrong.append((v, g, ctx.get(pick), want))
 
@@ -212,7 +217,7 @@ def test_lowest_set_bit_tree_at_every_size(n, seed):
             if ctx.get(low) != want:
                 wrong.append(("lowest", v, ctx.get(low), want))
             if v:
-                want = next((g + k) % n for k in range(1, n + 1) if v >> ((g + k) % n) & 1)
+                want = _rr_rule(v, g, n)
                 if ctx.get(pick) != want:
                     wrong.append(("round robin", v, g, ctx.get(pick), want))
 

@@ -513,14 +513,17 @@ class DescQueues(wiring.Component):
             m.d.comb += nxt.code.eq(fault_code)
         err.set(fault, r_q)
         m.d.comb += self.fault.eq(fault)
+        # The entry written (the arrival path's, or a clear for a new
+        # incarnation) goes to its three memories at once.
+        acc_w = Signal(acc_l)
+        acc_w_q = Signal(QB)
+        acc_w_en = Signal()
         with m.If(taking | failed):
-            m.d.comb += [acc_wp.addr.eq(r_q), acc_wp.data.eq(nxt.as_value()[:part_l.size]), acc_wp.en.eq(1),
-                         chw_wp.addr.eq(r_q), chw_wp.data.eq(nxt.ch_wr), chw_wp.en.eq(1),
-                         code_wp.addr.eq(r_q), code_wp.data.eq(nxt.code), code_wp.en.eq(1)]
+            m.d.comb += [acc_w_q.eq(r_q), acc_w.eq(nxt), acc_w_en.eq(1)]
         with m.Elif(clr_req[2]):
-            m.d.comb += [acc_wp.addr.eq(clr_q), acc_wp.data.eq(0), acc_wp.en.eq(1), chw_wp.addr.eq(clr_q),
-                         chw_wp.data.eq(0), chw_wp.en.eq(1), code_wp.addr.eq(clr_q), code_wp.data.eq(0),
-                         code_wp.en.eq(1), clr_done[2].eq(1)]
+            m.d.comb += [acc_w_q.eq(clr_q), acc_w_en.eq(1), clr_done[2].eq(1)]
+        for wp, value in ((acc_wp, acc_w.as_value()[:part_l.size]), (chw_wp, acc_w.ch_wr), (code_wp, acc_w.code)):
+            m.d.comb += [wp.addr.eq(acc_w_q), wp.data.eq(value), wp.en.eq(acc_w_en)]
         with m.If(end_of_group):
             m.d.comb += inflight.r_en.eq(1)
             m.d.sync += f_ended.eq(f_ended + 1)

@@ -783,3 +783,118 @@ def test_receive_engine_places_every_frame_in_its_queues_next_chain(width, seed)
     assert memory == expect_mem, f"bytes written differ from the frames' (seed {seed})"
     assert counts == {**drops, "cq_full": 0}, f"drops counted {counts}, expected {drops}"
     assert len(model.claims) == sum(len(v) for v in expect_cpl.values()), "one claim per chain"
+
+
+def _random_tlps(rng, n):
+    """(hdr, payload, bar) of ``n`` TLPs: header-only, short, and longer than a chunk."""
+    out = []
+    for _ in range(n):
+        size = rng.choice((0, 0, rng.randrange(1, 64), rng.randrange(64, 700)))
+        out.append((rng.getrandbits(128), bytes(rng.getrandbits(8) for _ in range(size)), rng.randrange(8)))
+    return out
+
+
+@pytest.mark.parametrize("width", (64, 256))
+def test_tlp_chunk_bridge_moves_every_tlp_both_ways_under_back_pressure(width, seed):
+    """The simulation tops' chunk bridge: TLPs given as chunks leave as exactly
+    the beats the beat-by-beat model would send, and beats from the NIC come
+    back as chunks that rebuild the same TLPs; random idle cycles on every
+    side, no rule broken."""
+    from sim.chunks import ChunkCodec, TlpChunkBridge
+    from sim.pcie import BeatCodec
+    rng = random.Random(seed)
+    dut = TlpChunkBridge(width)
+    cc, bc = ChunkCodec(), BeatCodec(width)
+    down = _random_tlps(rng, 60)
+    up = _random_tlps(rng, 60)
+    want_beats = [b for h, p, bar in down for b in bc.beats(h, p, bar)]
+    got_beats, got_up = [], []
+    done = {"down": False, "up": False}
+
+    async def feed_chunks(ctx):
+        for h, p, bar in down:
+            for c in cc.chunks(h, p, bar):
+                while rng.random() < 0.3:
+                    ctx.set(dut.h2d.valid, 0)
+                    await ctx.tick()
+                ctx.set(dut.h2d.payload.as_value(), c)
+                ctx.set(dut.h2d.valid, 1)
+                await ctx.tick().until(dut.h2d.ready)
+        ctx.set(dut.h2d.valid, 0)
+
+    async def take_beats(ctx):
+        while len(got_beats) < len(want_beats):
+            ctx.set(dut.to_nic.ready, int(rng.random() < 0.7))
+            _, _, v, r, p = await ctx.tick().sample(dut.to_nic.valid, dut.to_nic.ready, dut.to_nic.payload.as_value())
+            if v and r:
+                got_beats.append(p)
+        done["down"] = True
+
+    async def feed_beats(ctx):
+        for h, p, _ in up:
+            for b in bc.beats(h, p, 0):
+                while rng.random() < 0.3:
+                    ctx.set(dut.from_nic.valid, 0)
+                    await ctx.tick()
+                ctx.set(dut.from_nic.payload.as_value(), b)
+                ctx.set(dut.from_nic.valid, 1)
+                await ctx.tick().until(dut.from_nic.ready)
+        ctx.set(dut.from_nic.valid, 0)
+
+    async def take_chunks(ctx):
+        cur = None
+        while len(got_up) < len(up):
+            ctx.set(dut.d2h.ready, int(rng.random() < 0.6))
+            _, _, v, r, c = await ctx.tick().sample(dut.d2h.valid, dut.d2h.ready, dut.d2h.payload.as_value())
+            if v and r:
+                hdr, payload, sop, eop = cc.unpack(c)
+                assert bool(sop) == (cur is None), "a chunk's sop must say whether it starts a TLP"
+                cur = (hdr, bytearray()) if sop else cur
+                cur[1].extend(payload)
+                if eop:
+                    got_up.append((cur[0], bytes(cur[1])))
+                    cur = None
+        done["up"] = True
+
+    async def main(ctx):
+        while not all(done.values()):
+            await ctx.tick()
+        assert ctx.get(dut.violations) == 0
+
+    simulate(dut, main, feed_chunks, take_beats, feed_beats, take_chunks)
+    assert got_beats == want_beats
+    assert got_up == [(h, p) for h, p, _ in up]
+
+
+@pytest.mark.parametrize("bad", ("valid_fell", "sop_inside", "no_sop", "short_beat"))
+def test_tlp_chunk_bridge_flags_each_broken_stream_rule(bad):
+    """Each rule the bridge checks on the NIC's beats, broken once, sets its
+    own sticky bit and no other."""
+    from sim.chunks import VIOLATIONS, TlpChunkBridge
+    from sim.pcie import BeatCodec
+    dut = TlpChunkBridge(64)
+    bc = BeatCodec(64)
+    two = bc.beats(1, bytes(16))         # two full beats: sop, then eop
+    want = {"valid_fell": 0, "sop_inside": 1, "no_sop": 2, "short_beat": 3}[bad]
+
+    async def main(ctx):
+        ctx.set(dut.d2h.ready, 1)
+        if bad == "valid_fell":
+            ctx.set(dut.d2h.ready, 0)
+            for b in bc.beats(1, b"")[0], two[0]:     # the first is not taken; then it changes
+                ctx.set(dut.from_nic.payload.as_value(), b)
+                ctx.set(dut.from_nic.valid, 1)
+                await ctx.tick()
+            ctx.set(dut.from_nic.valid, 0)             # withdrawn before it was taken
+        else:
+            beats = {"sop_inside": [two[0], two[0]], "no_sop": [two[1]],
+                     "short_beat": [bc.pack(1, 0, 4, 1, 0), two[1]]}[bad]
+            for b in beats:
+                ctx.set(dut.from_nic.payload.as_value(), b)
+                ctx.set(dut.from_nic.valid, 1)
+                await ctx.tick()
+            ctx.set(dut.from_nic.valid, 0)
+        await ctx.tick().repeat(2)
+        assert ctx.get(dut.violations) == 1 << want, f"{VIOLATIONS[want]}: got {ctx.get(dut.violations):#x}"
+
+    simulate(dut, main)

@@ -183,8 +183,8 @@ class Model:
 def _source_digest():
     """Digest of the RTL sources: the Verilog only changes when they do."""
     h = hashlib.sha256()
-    for p in (sorted((ROOT / "rtl").rglob("*.py")) + [Path(__file__), ROOT / "sim" / "harness.py"]
-              + sorted((ROOT / "sim" / "fst").iterdir())):
+    tops = [Path(__file__), ROOT / "sim" / "harness.py", ROOT / "sim" / "chunks.py"]
+    for p in sorted((ROOT / "rtl").rglob("*.py")) + tops + sorted((ROOT / "sim" / "fst").iterdir()):
         h.update(p.relative_to(ROOT).as_posix().encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:12]

@@ -13,6 +13,10 @@ link.
 
 ``SimNic``: one NIC with the same ports, for the one-NIC testbenches.
 
+In both, each NIC's TLP ports are reached either beat by beat (``i_tlp`` and
+``o_tlp``, as the NIC has them) or a chunk at a time (``h2d`` and ``d2h``,
+through :class:`sim.chunks.TlpChunkBridge`), as ``chunked`` selects.
+
 Both tops take their reset through a flip-flop (``registered_reset``): the
 domain's reset is then not a top-level input, so Verilator does not have to
 evaluate every register's next-state logic whenever an input might have
@@ -28,8 +32,9 @@ from rtl.pcie.cfg import PcieCfgSignature
 from rtl.pcie.tlp import TlpStream
 from rtl.streams import bytes_layout
 from rtl.top import PtlNic
+from .chunks import VIOLATIONS, TlpChunkBridge, chunk_layout
 
-__all__ = ["PtlnicPair", "SimNic", "LINK_DELAY", "registered_reset"]
+__all__ = ["PtlnicPair", "SimNic", "LINK_DELAY", "registered_reset", "chunk_members"]
 
 LINK_DELAY = 8
 
@@ -44,19 +49,53 @@ def registered_reset(m, clk, rst):
     m.d.rst_in += held.eq(rst)
 
 
+def chunk_members(prefix=""):
+    """The ports through which a model reaches one NIC's TLPs a chunk at a time."""
+    layout = chunk_layout()
+    return {f"{prefix}h2d": In(stream.Signature(layout)), f"{prefix}d2h": Out(stream.Signature(layout)),
+            f"{prefix}chunked": In(1), f"{prefix}tlp_violations": Out(len(VIOLATIONS))}
+
+
+def join_tlp(m, top, prefix, nic, W):
+    """Connect ``nic``'s TLP ports to the top's ports named ``prefix...``: the
+    beat ports or the chunk bridge, as the (registered) ``chunked`` input says."""
+    port = lambda name: getattr(top, prefix + name)   # noqa: E731
+    bridge = m.submodules[f"{prefix}chunks"] = TlpChunkBridge(W)
+    chunked = Signal(name=f"{prefix}chunked_q")
+    m.d.sync += chunked.eq(port("chunked"))
+    wiring.connect(m, flipped(port("h2d")), bridge.h2d)
+    wiring.connect(m, bridge.d2h, flipped(port("d2h")))
+    beats_i, beats_o = port("i_tlp"), port("o_tlp")
+    m.d.comb += [
+        nic.i_tlp.valid.eq(Mux(chunked, bridge.to_nic.valid, beats_i.valid)),
+        nic.i_tlp.payload.eq(Mux(chunked, bridge.to_nic.payload, beats_i.payload)),
+        beats_i.ready.eq(nic.i_tlp.ready & ~chunked),
+        bridge.to_nic.ready.eq(nic.i_tlp.ready & chunked),
+        beats_o.valid.eq(nic.o_tlp.valid & ~chunked),
+        beats_o.payload.eq(nic.o_tlp.payload),
+        bridge.from_nic.valid.eq(nic.o_tlp.valid & chunked),
+        bridge.from_nic.payload.eq(nic.o_tlp.payload),
+        nic.o_tlp.ready.eq(Mux(chunked, bridge.from_nic.ready, beats_o.ready)),
+        port("tlp_violations").eq(bridge.violations),
+    ]
+
+
 class SimNic(wiring.Component):
     """:class:`rtl.top.PtlNic` with the same ports, plus ``clk`` and ``rst``."""
 
     def __init__(self, config):
         self.config = config
         self._nic = PtlNic(config)
-        super().__init__({"clk": In(1), "rst": In(1), **self._nic.signature.members})
+        super().__init__({"clk": In(1), "rst": In(1), **self._nic.signature.members, **chunk_members()})
 
     def elaborate(self, platform):
         m = Module()
         registered_reset(m, self.clk, self.rst)
         m.submodules.nic = nic = self._nic
+        join_tlp(m, self, "", nic, self.config.data_width)
         for name in nic.signature.members:
+            if name in ("i_tlp", "o_tlp"):
+                continue
             if nic.signature.members[name].flow == In:
                 wiring.connect(m, flipped(getattr(self, name)), getattr(nic, name))
             else:
@@ -75,6 +114,7 @@ class PtlnicPair(wiring.Component):
             members[f"{n}_i_tlp"] = In(TlpStream(W))
             members[f"{n}_o_tlp"] = Out(TlpStream(W))
             members[f"{n}_cfg"] = In(PcieCfgSignature())
+            members.update(chunk_members(f"{n}_"))
             members[f"inj_{n}"] = In(wire)
             members[f"wire_{n}_valid"] = Out(1)           # what arrives at NIC n, for capture
             members[f"wire_{n}_payload"] = Out(bytes_layout(W))
@@ -89,8 +129,7 @@ class PtlnicPair(wiring.Component):
         nics = {}
         for n in ("a", "b"):
             nic = nics[n] = m.submodules[f"nic_{n}"] = PtlNic(self.config)
-            wiring.connect(m, flipped(getattr(self, f"{n}_i_tlp")), nic.i_tlp)
-            wiring.connect(m, nic.o_tlp, flipped(getattr(self, f"{n}_o_tlp")))
+            join_tlp(m, self, f"{n}_", nic, W)
             for name in PcieCfgSignature().members:
                 m.d.comb += getattr(nic.cfg, name).eq(getattr(getattr(self, f"{n}_cfg"), name))
 

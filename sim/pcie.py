@@ -18,16 +18,21 @@ Every TLP the DUT sends is checked against the rules a root complex would
 enforce (4 KiB boundaries, MPS, MRRS, byte enables, tags, bus mastering,
 framing); violations are collected in ``protocol_errors``.
 
-One coroutine serves both streams and sleeps while they are idle, so Python
-runs on a clock edge only while traffic flows.
+One coroutine serves both streams and sleeps while they are idle. By default
+it reaches the NIC through the simulation top's chunk bridge
+(:mod:`sim.chunks`), so Python runs once per chunk of up to 256 bytes of a TLP
+rather than once per beat; the knobs that act on single beats (``tx_pause``,
+``rx_gap``) and ``beats=True`` drive the beat ports instead. The bridge adds
+no cycle either way, so both paths give the NIC the same timing.
 """
 
 import heapq
 import logging
+import os
 import random
 import struct
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import cocotb
@@ -41,6 +46,7 @@ from cocotbext.pcie.core.tlp import Tlp, TlpType
 
 from rtl.pcie.tlp import (FMT_TYPE_CPL, FMT_TYPE_CPLD, FMT_TYPE_MRD32, FMT_TYPE_MRD64, FMT_TYPE_MWR32,
                           FMT_TYPE_MWR64, CplStatus, be_byte_count, hdr_get, tlp_beat_layout)
+from .chunks import VIOLATIONS, ChunkCodec
 from .signals import FastSignal
 
 __all__ = ["LinkKnobs", "BeatCodec", "PtlnicDevice", "tlp_to_hdr", "hdr_to_tlp"]
@@ -62,6 +68,9 @@ class LinkKnobs:
     fault         ``fault(request) -> None | 'ur' | 'ca' | 'drop' | 'bad_tag'
                   | 'bad_len' | 'poison'``, called for every DMA read request
     seed          seed of the knobs' random choices
+    beats         drive the NIC's TLP ports beat by beat even without
+                  ``tx_pause`` or ``rx_gap`` (slower; the same cycles);
+                  PTLNIC_BEATS=1 makes it the default
     """
     read_latency: int = 0
     split: str = "max"
@@ -71,6 +80,7 @@ class LinkKnobs:
     rx_gap: float = 0.0
     fault: Optional[Callable] = None
     seed: int = 0
+    beats: bool = field(default_factory=lambda: os.environ.get("PTLNIC_BEATS", "0") not in ("", "0"))
 
     def __post_init__(self):
         if self.split not in ("max", "rcb", "random"):
@@ -213,6 +223,12 @@ class PtlnicDevice(Device):
         self.fn = PtlnicFunction(self, config)
         self.append_function(self.fn)
         self.codec = BeatCodec(config.data_width)
+        self.chunk_codec = ChunkCodec()
+        k = self.knobs
+        self.chunked = not (k.beats or k.tx_pause or k.rx_gap)
+        #: packs one TLP the way the link loop sends it: chunks or beats
+        self._pack = self.chunk_codec.chunks if self.chunked else self.codec.beats
+        self.tx_cycle = 0            # cycle of the last beat of the TLP the observers are shown
 
         self.prefix = prefix
         port = lambda name: getattr(dut, prefix + name)   # noqa: E731
@@ -243,7 +259,12 @@ class PtlnicDevice(Device):
         self.push_cfg()
         self.i_valid.set(0)
         self.o_ready.set(1)
-        cocotb.start_soon(self._link())
+        port("chunked").value = int(self.chunked)
+        self._violations = FastSignal(port("tlp_violations"))
+        self._seen_bad = 0
+        port("h2d__valid").value = 0
+        port("d2h__ready").value = 1
+        cocotb.start_soon(self._link_chunks() if self.chunked else self._link())
         cocotb.start_soon(self._send_upstream())
 
     # ------------------------------------------------------------ config state
@@ -323,7 +344,7 @@ class PtlnicDevice(Device):
     def host_request(self, tlp, bar_id):
         hdr = tlp_to_hdr(tlp)
         payload = bytes(tlp.data) if tlp.fmt_type in (TlpType.MEM_WRITE, TlpType.MEM_WRITE_64) else b""
-        self._host_q.append(self.codec.beats(hdr, payload, bar_id))
+        self._host_q.append(self._pack(hdr, payload, bar_id))
         self._wake.set()
 
     def _next_rx(self, now):
@@ -354,7 +375,7 @@ class PtlnicDevice(Device):
         was_empty = not q
         for hdr, payload in cpls:
             self._seq += 1
-            q.append((release, self._seq, self.codec.beats(hdr, payload)))
+            q.append((release, self._seq, self._pack(hdr, payload)))
         if was_empty and q:
             heapq.heappush(self._cpl_heap, (q[0][0], q[0][1], tag))
 
@@ -366,6 +387,7 @@ class PtlnicDevice(Device):
     async def _tx_tlp(self, hdr, payload, now):
         ft = _fmt_type(hdr)
         self.stats["tx_tlps"] += 1
+        self.tx_cycle = now
         for obs in self.tx_observers:
             obs(ft, hdr, bytes(payload))
         length = _length_dw(hdr)
@@ -587,7 +609,7 @@ class PtlnicDevice(Device):
             if rx_valid and i_ready():
                 self._rx_i += 1
                 if self._rx_i == len(rx):
-                    self._note_delivered(rx[0])
+                    self._note_delivered(self.codec.unpack(rx[0])[0], now)
                     rx = self._rx = None
             if rx is None:
                 rx = self._rx = self._next_rx(now)
@@ -604,12 +626,98 @@ class PtlnicDevice(Device):
                 self.i_valid.set(0)
                 rx_valid = 0
 
-    def _note_delivered(self, first_beat):
+    async def _link_chunks(self):
+        """The link loop through the chunk bridge: Python runs on an edge only
+        when a chunk moves (or waits for room in the bridge)."""
+        cc = self.chunk_codec
+        port = self._port
+        h2d_payload = FastSignal(port("h2d__payload")).set
+        h2d_valid = FastSignal(port("h2d__valid")).set
+        h2d_ready = FastSignal(port("h2d__ready")).get
+        d2h_valid = FastSignal(port("d2h__valid")).get
+        d2h_payload = FastSignal(port("d2h__payload")).get
+        clk_edge = RisingEdge(self.clk)
+        d2h_rise = RisingEdge(port("d2h__valid"))
+        room_rise = RisingEdge(port("h2d__ready"))
+        offer = None         # chunks of the TLP being offered to the bridge
+        offered = False      # h2d.valid is high
+        room = True          # h2d.ready as sampled at the last edge
+        arriving = False     # d2h.valid as sampled at the last edge
+        in_tlp = False
+        tx_data = bytearray()
+        tx_hdr = 0
+        now = self.cycle()
+        while True:
+            if offer is None:
+                offer = self._next_rx(now)
+                self._rx_i = 0
+                if offer is not None:
+                    h2d_payload(offer[0])
+                if (offer is not None) != offered:
+                    offered = offer is not None
+                    h2d_valid(int(offered))
+            if arriving or (offer is not None and room):
+                await clk_edge
+                now += 1
+            else:
+                waits = [d2h_rise]
+                if offer is not None:
+                    waits.append(room_rise)
+                else:
+                    self._wake.clear()
+                    waits.append(self._wake.wait())
+                    if self._cpl_heap:
+                        delta = (self._cpl_heap[0][0] - self.cycle()) * self.period - self.period // 2
+                        if delta > 0:
+                            waits.append(Timer(delta, "step"))
+                        else:
+                            waits = None
+                if waits:
+                    await First(*waits)
+                await clk_edge
+                now = self.cycle()
+
+            if offer is not None:
+                room = bool(h2d_ready())
+                if room:
+                    self._rx_i += 1
+                    if self._rx_i == len(offer):
+                        self._note_delivered(cc.hdr_of(offer[0]), now)
+                        offer = None
+                    else:
+                        h2d_payload(offer[self._rx_i])
+            arriving = bool(d2h_valid())
+            if arriving:
+                hdr, payload, sop, eop = cc.unpack(d2h_payload())
+                if sop:
+                    if in_tlp:
+                        self._error("d2h: a chunk starts a TLP inside another")
+                    tx_hdr = hdr
+                    tx_data = bytearray()
+                elif not in_tlp:
+                    self._error("d2h: a chunk outside a TLP")
+                tx_data += payload
+                in_tlp = not eop
+                if eop:
+                    await self._tx_tlp(tx_hdr, tx_data, now)
+                self.check_bridge()
+
+    def check_bridge(self):
+        """Record the stream rules on ``o_tlp`` that the chunk bridge saw broken
+        (sticky bits) and were not recorded yet."""
+        if not self.chunked:
+            return
+        bad = self._violations.get()
+        for i, what in enumerate(VIOLATIONS):
+            if (bad & ~self._seen_bad) >> i & 1:
+                self._error(f"o_tlp: {what}")
+        self._seen_bad = bad
+
+    def _note_delivered(self, hdr, cycle):
         """Count down the completions of a read as they reach the DUT."""
         self.stats["rx_tlps"] += 1
-        hdr = self.codec.unpack(first_beat)[0]
         for obs in self.rx_observers:
-            obs(self.cycle(), hdr)
+            obs(cycle, hdr)
         if _fmt_type(hdr) in (FMT_TYPE_CPL, FMT_TYPE_CPLD):
             tag = hdr_get(hdr, "cpl.dw2.tag")
             left = self._outstanding.get(tag)

@@ -123,6 +123,7 @@ class NicTestbench(_Bench):
 
     async def check_protocol(self):
         """No PCIe protocol violation by the NIC, and the NIC's own rules held."""
+        self.dev.check_bridge()
         errors = self.dev.protocol_errors
         assert not errors, f"{len(errors)} PCIe protocol violations by the NIC, first: {errors[0]}"
         await check_rules(self.nic, "the NIC")
@@ -153,6 +154,7 @@ class PairTestbench(_Bench):
     async def check_protocol(self):
         """No PCIe protocol violation by either NIC, and the NICs' own rules held."""
         for n, h in self.hosts.items():
+            h.dev.check_bridge()
             errors = h.dev.protocol_errors
             assert not errors, f"NIC {n}: {len(errors)} PCIe protocol violations, first: {errors[0]}"
             await check_rules(h.nic, f"NIC {n}")

@@ -76,7 +76,7 @@ class Flow:
 
         def completion(ft, hdr, payload):
             if ft in (FMT_TYPE_MWR32, FMT_TYPE_MWR64) and lo <= _req_addr(hdr) < hi:
-                now = self.tb.cycle()
+                now = self.dst.dev.tx_cycle        # the cycle of the TLP's last beat
                 self.marks.setdefault("cpl", now)
                 self.landed += [now] * (len(payload) // CPL_BYTES)      # records in ring order
 

@@ -37,7 +37,7 @@ from typing import Callable, Optional
 
 import cocotb
 from cocotb.queue import Queue
-from cocotb.triggers import Event, First, RisingEdge, Timer
+from cocotb.triggers import Event, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 from cocotbext.axi.address_space import AddressSpace, MemoryRegion
 from cocotbext.pcie.core import Device, Endpoint
@@ -48,6 +48,7 @@ from rtl.pcie.tlp import (FMT_TYPE_CPL, FMT_TYPE_CPLD, FMT_TYPE_MRD32, FMT_TYPE_
                           FMT_TYPE_MWR64, CplStatus, be_byte_count, hdr_get, tlp_beat_layout)
 from .chunks import VIOLATIONS, ChunkCodec
 from .signals import FastSignal
+from .triggers import AnyOf
 
 __all__ = ["LinkKnobs", "BeatCodec", "PtlnicDevice", "tlp_to_hdr", "hdr_to_tlp"]
 
@@ -566,7 +567,7 @@ class PtlnicDevice(Device):
                     delta = (self._cpl_heap[0][0] - self.cycle()) * self.period - self.period // 2
                     if delta > 0:
                         waits.append(Timer(delta, "step"))
-                await First(*waits)
+                await AnyOf(*waits)
                 await clk_edge
                 now = self.cycle()
             else:
@@ -673,7 +674,7 @@ class PtlnicDevice(Device):
                         else:
                             waits = None
                 if waits:
-                    await First(*waits)
+                    await AnyOf(*waits)
                 await clk_edge
                 now = self.cycle()
 

@@ -16,9 +16,9 @@ bit that the NIC writes as 1 on the first pass over the completion ring, 0 on
 the second, and so on, so the host sees new entries without reading a register.
 """
 
-from amaranth.lib import enum
+import functools
 
-from amaranth.lib import data
+from amaranth.lib import data, enum
 
 __all__ = ["DESC_BYTES", "CPL_BYTES", "DescFlags", "QueueStatus", "QueueKind", "Descriptor", "Completion",
            "pack", "unpack"]
@@ -69,8 +69,15 @@ assert data.Layout.cast(Descriptor).size == 8 * DESC_BYTES
 assert data.Layout.cast(Completion).size == 8 * CPL_BYTES
 
 
+@functools.cache
 def _fields(layout):
     return {name: (f.offset, f.width) for name, f in data.Layout.cast(layout)}
+
+
+@functools.cache
+def _public(layout):
+    return tuple((name, off, (1 << width) - 1) for name, (off, width) in _fields(layout).items()
+                 if not name.startswith("_"))
 
 
 def pack(layout, **values):
@@ -88,5 +95,4 @@ def pack(layout, **values):
 def unpack(layout, raw):
     """Field values of a record from its bytes."""
     v = int.from_bytes(raw, "little")
-    return {name: (v >> off) & ((1 << width) - 1) for name, (off, width) in _fields(layout).items()
-            if not name.startswith("_")}
+    return {name: (v >> off) & mask for name, off, mask in _public(layout)}

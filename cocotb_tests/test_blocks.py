@@ -4,7 +4,7 @@ the inputs and random back-pressure on the outputs."""
 import random
 
 import pytest
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 from cocotb_tests.blocksim import simulate, sink
@@ -58,7 +58,11 @@ def test_completion_writer_places_every_record_and_always_takes_its_statuses(see
     m = Module()
     m.submodules.csr = csr = RegisterFile(cfg)
     m.submodules.w = w = CplWriter(cfg, {name: csr.add_table(name) for name in ("CQ", "CQ_DB")})
+    turn = Signal()
+    m.d.sync += turn.eq(~turn)
     log_sizes = {0: 2, 1: 3}
+    claimed = {0: 0, 1: 0}
+    consumed = {0: 0, 1: 0}
     bases = {0: 0x10000, 1: 0x20000}
     per_cq = 40
     memory = {}                    # address -> 16-byte record
@@ -100,17 +104,23 @@ def test_completion_writer_places_every_record_and_always_takes_its_statuses(see
                 cur = None
 
     async def producer(ctx, stream, kind):
-        """Records for both rings, each after a slot was claimed for it."""
+        """Records for both rings, each after a slot was claimed for it: the
+        engine names the completion queue, waits until the writer says it has
+        room, and claims. The two engines claim on alternate cycles (the
+        descriptor unit asks for two slots when both may claim from one queue
+        in a cycle), and never more slots than a ring has are unconsumed."""
         claim = w.claim.tx if kind == 0 else w.claim.rx
         sent = 0
         while sent < 2 * per_cq:
             cq = sent % 2
-            while not ((ctx.get(w.claim.room) >> cq) & 1) \
-                    or rng.random() < 0.3:
-                ctx.set(claim.en, 0)
-                await ctx.tick()
-            ctx.set(claim.en, 1)
             ctx.set(claim.cq, cq)
+            ctx.set(claim.en, 0)
+            await ctx.tick()
+            while not (ctx.get(w.claim.room) >> kind & 1) or ctx.get(turn) != kind or rng.random() < 0.3:
+                await ctx.tick()
+            assert claimed[cq] - consumed[cq] < 1 << log_sizes[cq], f"ring {cq}: a slot claimed beyond the ring"
+            claimed[cq] += 1
+            ctx.set(claim.en, 1)
             await ctx.tick()
             ctx.set(claim.en, 0)
             ctx.set(stream.payload.cq, cq)
@@ -132,7 +142,6 @@ def test_completion_writer_places_every_record_and_always_takes_its_statuses(see
             await reg_write(ctx, csr, rmap, f"CQ{j}_BASE", bases[j])
             ctrl = rmap[f"CQ{j}_CTRL"].pack(ENABLE=1, LOG_SIZE=log_sizes[j], MOD_COUNT=1)
             await reg_write(ctx, csr, rmap, f"CQ{j}_CTRL", ctrl)
-        consumed = {0: 0, 1: 0}
         for _ in range(20_000):
             await ctx.tick()
             # The host consumes what has landed, now and then.
@@ -197,6 +206,7 @@ def test_descriptor_queues_hand_out_every_posted_chain(width, seed):
     tail = [0] * (2 * N)
     head = [0] * (2 * N)                     # descriptors taken by the engine models
     retiring = []                            # (due cycle, queue)
+    cq_room = [0b11]                         # which of the two completion queues have room, this cycle
     expect = {"prot": 0, "zero": 0}
     seen = {"prot": 0, "zero": 0}
     chains_out = [0]
@@ -247,7 +257,7 @@ def test_descriptor_queues_hand_out_every_posted_chain(width, seed):
                     ctx.set(port.block, 1)
                     await ctx.tick()
                     ctx.set(port.block, 0)
-                    assert not ctx.get(port.ready) >> i & 1 or ctx.get(dq.claim.room) >> (q % 2) & 1, \
+                    assert not ctx.get(port.ready) >> i & 1 or cq_room[0] >> (q % 2) & 1, \
                         f"{name(q)} still ready after it was parked on a full completion queue"
                 continue
             assert posted[q], f"{name(q)}: a chain is offered that was never posted"
@@ -286,8 +296,12 @@ def test_descriptor_queues_hand_out_every_posted_chain(width, seed):
             for k, port in enumerate(dq.retire):
                 ctx.set(port.en, int(k < len(due)))
                 ctx.set(port.q, due[k][1] if k < len(due) else 0)
-            ctx.set(dq.claim.room, 0b11 if rng.random() < 0.7 else rng.randrange(4))
-            ctx.set(dq.claim.room2, 0b11)
+            # Each completion queue has room or not, flickering; the unit is
+            # answered for the three it asks about.
+            cq_room[0] = 0b11 if rng.random() < 0.7 else rng.randrange(4)
+            asks = [ctx.get(a) for a in (dq.claim.tx.cq, dq.claim.rx.cq, dq.claim.scan)]
+            ctx.set(dq.claim.room, sum((cq_room[0] >> (a % 2) & 1) << k for k, a in enumerate(asks)))
+            ctx.set(dq.claim.room2, cq_room[0] >> (asks[1] % 2) & 1)
             _, _, prot, zero = await ctx.tick().sample(dq.prot, dq.zero)
             seen["prot"] += prot
             seen["zero"] += zero

@@ -16,10 +16,16 @@ State lives in memories, each written by one unit: the configuration of each
 incarnation (the start unit), the producer index (the record path), the
 records written (the status path: a record counts once its write has passed
 the PCIe arbiter, so an interrupt never overtakes it), the consumer index (the
-doorbell unit) and the interrupt timer's start (the interrupt scanner).
-Flip-flops hold what must be seen for every completion queue at once: running,
-armed, draining, and the count of free slots that the engines' claims draw on
-(``room``: at least one, ``room2``: at least two).
+doorbell unit), the interrupt timer's start (the interrupt scanner), and the
+running counts that make up a queue's free slots: slots given (the ring size
+when the incarnation starts, one more for each record dropped), consumed
+(the consumer index), claimed by the transmit and by the receive engine. Free
+slots are given + consumed - claimed; the counts are read without a clock
+(distributed RAM) for the three completion queues the descriptor unit asks
+about each cycle (``claim``: those of the queues the engines are shown, and
+the one its scanner visits), so no count is kept per queue in flip-flops and
+nothing is added up for queues nobody asks about. Flip-flops hold only what
+must be seen for every completion queue at once: running, armed, draining.
 
 Incarnations. ENABLE starts an incarnation only once everything of the
 previous one has landed: the start unit notes how many slots each engine had
@@ -138,17 +144,7 @@ class CplWriter(wiring.Component):
         stop = on.value & ~want
         on.clear_mask(stop)
         draining.set_mask(stop)
-        # Free slots (neither claimed nor holding an unconsumed record): the
-        # engines' claims take them at once, drops and consumer indices give
-        # them back.
-        free = [Signal(16, name=f"cq_free{j}") for j in range(C)]
-        free_add = [Signal(16, name=f"cq_free_add{j}") for j in range(C)]
-        free_sub = [Signal(2, name=f"cq_free_sub{j}") for j in range(C)]
         cl = self.claim
-        for j in range(C):
-            m.d.comb += [free_sub[j].eq((cl.tx.en & (cl.tx.cq == j)) + (cl.rx.en & (cl.rx.cq == j))),
-                         cl.room[j].eq(on.value[j] & (free[j] != 0)),
-                         cl.room2[j].eq(on.value[j] & (free[j][1:] != 0))]
         # Running counts for the drain: slots claimed and records finished
         # (written or dropped), per engine; record writes issued and done.
         claims = [Signal(16, name="claims_tx"), Signal(16, name="claims_rx")]
@@ -159,8 +155,9 @@ class CplWriter(wiring.Component):
                      finished[0].eq(finished[0] + fin[0]), finished[1].eq(finished[1] + fin[1])]
         # Clearing a completion queue's entries when its incarnation starts.
         clr_j = Signal(CB)
-        clr_req = Signal(3)                       # record path, status path, doorbell unit
-        clr_done = Signal(3)
+        # record path, status path, doorbell unit; the slot counts: given, claimed by tx, by rx
+        clr_req = Signal(6)
+        clr_done = Signal(6)
 
         # ------------------------------------------------------ record path
         # A record is taken from its engine's stream into ``r`` while its
@@ -335,9 +332,40 @@ class CplWriter(wiring.Component):
             m.d.comb += [cons_wp.addr.eq(clr_j), cons_wp.data.eq(0), cons_wp.en.eq(1), clr_done[2].eq(1)]
         armed.set(d_valid & d_ok & d_arm, d_j)
         rearm.set(d_valid & d_ok & d_arm, d_j)
-        for jj in range(C):
-            m.d.comb += free_add[jj].eq(Mux(d_valid & d_ok & (d_j == jj), delta, 0)
-                                        + (drop & exists(r.cq) & (j == jj)))
+
+        # ------------------------------------------------------ free slots
+        # given + consumed - claimed, for the completion queue of the queue
+        # each engine is shown and for the scanner's; the counts written this
+        # cycle are seen from the next (claims are taken, and counted, in the
+        # cycle they are made: the descriptor unit asks for two slots when
+        # both engines may claim from one queue in a cycle).
+        given_mem = Memory(shape=16, depth=C, init=[])
+        claimed = [Memory(shape=16, depth=C, init=[]) for _ in range(2)]
+        m.submodules.given_mem = given_mem
+        m.submodules.claimed_tx_mem, m.submodules.claimed_rx_mem = claimed
+        given_wp = given_mem.write_port()
+        claimed_wp = [mem.write_port() for mem in claimed]
+        asks = (cl.tx.cq, cl.rx.cq, cl.scan)
+        free_of = []
+        claimed_at = []
+        for k, ask in enumerate(asks):
+            rds = [mem.read_port(domain="comb") for mem in (given_mem, cons_mem, *claimed)]
+            for rd in rds:
+                m.d.comb += rd.addr.eq(ask[:CB])
+            f = Signal(16, name=f"free_{('tx', 'rx', 'scan')[k]}")
+            m.d.comb += f.eq(rds[0].data + rds[1].data - rds[2].data - rds[3].data)
+            free_of.append(f)
+            claimed_at.append(rds[2 + k].data if k < 2 else None)
+            m.d.comb += cl.room[k].eq(exists(ask) & on.bit(ask[:CB]) & (f != 0))
+        m.d.comb += cl.room2.eq(exists(cl.rx.cq) & on.bit(cl.rx.cq[:CB]) & (free_of[1][1:] != 0))
+        # Each claim count is written by its engine's claims, cleared on a free cycle.
+        for k, c in enumerate((cl.tx, cl.rx)):
+            with m.If(c.en):
+                m.d.comb += [claimed_wp[k].addr.eq(c.cq[:CB]), claimed_wp[k].data.eq(claimed_at[k] + 1),
+                             claimed_wp[k].en.eq(1)]
+            with m.Elif(clr_req[4 + k]):
+                m.d.comb += [claimed_wp[k].addr.eq(clr_j), claimed_wp[k].data.eq(0), claimed_wp[k].en.eq(1),
+                             clr_done[4 + k].eq(1)]
 
         # ------------------------------------------------------ interrupts
         # One completion queue a cycle: armed, with completions unconsumed,
@@ -390,7 +418,7 @@ class CplWriter(wiring.Component):
         u_j = Signal(CB)
         mark = [Signal(16, name="mark_tx"), Signal(16, name="mark_rx")]
         mark_w = Signal(16)
-        pending_clr = Signal(3)
+        pending_clr = Signal(6)
         m.d.comb += [clr_j.eq(u_j), clr_req.eq(pending_clr)]
         m.d.comb += [self._ctrl_rd.addr.eq(u_j), self._time_rd.addr.eq(u_j)]
         s_ctrl = self._ctrl_rd.data
@@ -398,6 +426,16 @@ class CplWriter(wiring.Component):
         u_start = Signal()
         s_log = Signal(4)
         m.d.comb += s_log.eq(get_field(s_ctrl, ctrl_reg, "LOG_SIZE"))
+        u_log = Signal(4)
+        # The slots given: the ring size as the incarnation starts, and one
+        # more for each record dropped.
+        given_rd = given_mem.read_port(domain="comb")
+        m.d.comb += given_rd.addr.eq(j)
+        with m.If(drop & exists(r.cq)):
+            m.d.comb += [given_wp.addr.eq(j), given_wp.data.eq(given_rd.data + 1), given_wp.en.eq(1)]
+        with m.Elif(clr_req[3]):
+            m.d.comb += [given_wp.addr.eq(clr_j), given_wp.data.eq(size_of(u_log)), given_wp.en.eq(1),
+                         clr_done[3].eq(1)]
         with m.FSM(name="cq_start"):
             with m.State("Idle"):
                 with m.If(want_start.any()):
@@ -411,7 +449,8 @@ class CplWriter(wiring.Component):
                 with m.If(passed(statuses, mark_w)):
                     m.d.comb += u_drained.eq(1)
                     with m.If(want.bit_select(u_j, 1) & ~on.bit(u_j)):
-                        m.d.sync += pending_clr.eq(0b111)
+                        # The ring size is taken once, for the slots given and the configuration.
+                        m.d.sync += [pending_clr.eq(0b111111), u_log.eq(s_log)]
                         m.next = "Clear"
                     with m.Else():
                         m.next = "Idle"
@@ -422,7 +461,7 @@ class CplWriter(wiring.Component):
             with m.State("Start"):
                 with m.If(want.bit_select(u_j, 1)):
                     m.d.comb += [u_start.eq(1), ccfg_wp.addr.eq(u_j), ccfg_wp.en.eq(1),
-                                 ccfg_wp.data.log.eq(s_log),
+                                 ccfg_wp.data.log.eq(u_log),
                                  ccfg_wp.data.vector.eq(get_field(s_ctrl, ctrl_reg, "VECTOR")),
                                  ccfg_wp.data.count.eq(get_field(s_ctrl, ctrl_reg, "MOD_COUNT")),
                                  ccfg_wp.data.time.eq(self._time_rd.data)]
@@ -430,11 +469,6 @@ class CplWriter(wiring.Component):
         draining.clear(u_drained, u_j)
         on.set(u_start, u_j)
         armed.clear(u_start, u_j)
-        for jj in range(C):
-            with m.If(u_start & (u_j == jj)):
-                m.d.sync += free[jj].eq(size_of(s_log))
-            with m.Else():
-                m.d.sync += free[jj].eq(free[jj] + free_add[jj] - free_sub[jj])
 
         for flags in (on, armed, rearm, draining):
             flags.apply(m)

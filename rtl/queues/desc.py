@@ -122,13 +122,16 @@ class ChainPort(wiring.Signature):
 
 
 class CqClaimSignature(wiring.Signature):
-    """Completion slots, queue side (``Out``): ``room``/``room2`` say which
-    completion queues have at least one / two free slots; ``tx``/``rx`` claim
-    one slot each (``en`` with the ``cq`` number)."""
+    """Completion slots, queue side (``Out``). Every cycle the queue side names
+    three completion queues: ``tx.cq`` and ``rx.cq`` (of the queues the engines
+    are shown) and ``scan`` (of the parked transmit queue its scanner visits);
+    ``room`` says, for each in that order, whether it runs and has a free slot,
+    ``room2`` whether ``rx.cq`` has two. ``tx.en``/``rx.en`` claim a slot of
+    ``tx.cq``/``rx.cq``."""
 
     def __init__(self, num_cqs):
         claim = wiring.Signature({"en": Out(1), "cq": Out(8)})
-        super().__init__({"room": In(num_cqs), "room2": In(num_cqs), "tx": Out(claim), "rx": Out(claim)})
+        super().__init__({"room": In(3), "room2": In(1), "tx": Out(claim), "rx": Out(claim), "scan": Out(8)})
 
 
 class RetireSignature(wiring.Signature):
@@ -581,12 +584,6 @@ class DescQueues(wiring.Component):
         # Completion slots: a queue may start a chain only when its completion
         # queue has room.
         cl = self.claim
-        CB = max(1, (cfg.num_cqs - 1).bit_length())
-        room = Cat(cl.room, Const(0, (1 << CB) - cfg.num_cqs))
-        room2 = Cat(cl.room2, Const(0, (1 << CB) - cfg.num_cqs))
-
-        def has_room(cq, vec):
-            return vec.bit_select(cq[:CB], 1) & (cq < cfg.num_cqs)
         # The receive side must not take the last slot of a completion queue
         # that the transmit side may claim in the same cycle; rather than wait
         # for the transmit side's decision (a long combinational path through
@@ -596,10 +593,10 @@ class DescQueues(wiring.Component):
         tx_cq, rx_cq = shown_cfg[0].cq, shown_cfg[1].cq
         tx_may = self.tx.ready.bit_select(sel_qs[0], 1)
         m.d.comb += [
-            self.tx.room.eq(has_room(tx_cq, room)),
-            self.tx.full.eq(~has_room(tx_cq, room)),
-            self.rx.room.eq(Mux(tx_may & (tx_cq == rx_cq), has_room(rx_cq, room2), has_room(rx_cq, room))),
-            self.rx.full.eq(~has_room(rx_cq, room)),
+            self.tx.room.eq(cl.room[0]),
+            self.tx.full.eq(~cl.room[0]),
+            self.rx.room.eq(Mux(tx_may & (tx_cq == rx_cq), cl.room2, cl.room[1])),
+            self.rx.full.eq(~cl.room[1]),
             cl.tx.en.eq(self.tx.claim), cl.tx.cq.eq(tx_cq),
             cl.rx.en.eq(self.rx.claim), cl.rx.cq.eq(rx_cq),
         ]
@@ -609,7 +606,8 @@ class DescQueues(wiring.Component):
         s_q = Signal(range(max(N, 2)))
         m.d.sync += [s_i.eq(Mux(s_i == N - 1, 0, s_i + 1)), s_q.eq(s_i)]
         s_cfg = sync_read(m, cfg_mem, Cat(s_i, Const(0, 1)), name="s_cfg")
-        blocked.clear(has_room(s_cfg.cq, room), s_q)
+        m.d.comb += cl.scan.eq(s_cfg.cq)
+        blocked.clear(cl.room[2], s_q)
 
         # Registers read through the tables' windows: the entry being read, a
         # cycle later.

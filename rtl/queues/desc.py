@@ -27,10 +27,12 @@ memory      per queue                                       written by
             the generation it was written in                 memory a side)
 ==========  ==============================================  ==================
 
-Flip-flops hold only what a scheduler must see for every queue at once (one
-bit each: running, has a chain, has descriptors to fetch, cache too full to
-fetch, parked on a full completion queue, draining) and the engines' cache
-read pointers. A fetch is picked round robin among the queues that need one
+The engines' cache read pointers (the slot of the head chain, the chains
+popped) are a memory a side too, written by the engine's pops and read without
+a clock (distributed RAM) for the queue an engine names. Flip-flops hold only
+what a scheduler must see for every queue at once (one bit each: running, has
+a chain, has descriptors to fetch, cache too full to fetch, parked on a full
+completion queue, draining). A fetch is picked round robin among the queues that need one
 (its pick registered), then decided from the memories a cycle later.
 
 Incarnations. Setting ENABLE starts an incarnation only once nothing of the
@@ -61,7 +63,7 @@ fails or a chain cannot end within the ring or the cache; re-enabling the queue
 restarts it with both indices at 0.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect, flipped
@@ -258,9 +260,15 @@ class DescQueues(wiring.Component):
         stop = on.value & ~enabled
         on.clear_mask(stop)
         draining.set_mask(stop)
-        # The engines' cache read pointers: slot of the head chain, chains popped.
-        c_head = [[Signal(DB, name=f"c_head_{'rx' if s else 'tx'}{i}") for i in range(N)] for s in range(2)]
-        ch_rd = [[Signal(DB + 1, name=f"ch_rd_{'rx' if s else 'tx'}{i}") for i in range(N)] for s in range(2)]
+        # The engines' cache read pointers, a memory a side: slot of the head
+        # chain, chains popped. Written by pops and, as an incarnation starts,
+        # cleared (``ptr_clear``, on a cycle with no pop on that side).
+        ptr_l = data.StructLayout({"c_head": DB, "ch_rd": DB + 1})
+        ptr_mem = [Memory(shape=ptr_l, depth=N, init=[]) for _ in range(2)]
+        m.submodules.ptr_tx, m.submodules.ptr_rx = ptr_mem
+        ptr_wp = [mem.write_port() for mem in ptr_mem]
+        ptr_clear = Signal()
+        u_q = Signal(QB)                          # the queue the start unit works on
 
         # Global counts for the drain: fetches issued and ended; chains popped
         # and retired, per side.
@@ -550,8 +558,12 @@ class DescQueues(wiring.Component):
             shown_cfg.append(e_cfg)
             same = port.pop & (port.sel == sel_q)
             ch = ird.data
-            c_heads = Array(c_head[side])
-            nxt_c_head = (c_heads[port.sel] + Mux(same, ch.len, 0))[:DB]
+            # The named queue's pointers (before this cycle's pop, which the
+            # look-up adds itself), and the shown queue's (for the pop).
+            ptr_sel = ptr_mem[side].read_port(domain="comb")
+            ptr_shown = ptr_mem[side].read_port(domain="comb")
+            m.d.comb += [ptr_sel.addr.eq(port.sel), ptr_shown.addr.eq(sel_q)]
+            nxt_c_head = (ptr_sel.data.c_head + Mux(same, ch.len, 0))[:DB]
             sq = Cat(sel_q, Const(side, 1))
             m.d.comb += [
                 e_chw_rd.addr.eq(Cat(port.sel, Const(side, 1))),
@@ -566,11 +578,13 @@ class DescQueues(wiring.Component):
             m.d.comb += port.ready.eq(ready & ~blocked.value if side == 0 else ready)
             # A pop: the head chain moves on; once the last cached chain is
             # popped, the queue has none (unless one completes this cycle).
-            rd_now = Array(ch_rd[side])[sel_q]
-            left = (e_chw_rd.data - rd_now - 1)[:DB + 1]
-            for i in range(N):
-                with m.If(port.pop & (sel_q == i)):
-                    m.d.sync += [c_head[side][i].eq(c_head[side][i] + ch.len), ch_rd[side][i].eq(ch_rd[side][i] + 1)]
+            left = (e_chw_rd.data - ptr_shown.data.ch_rd - 1)[:DB + 1]
+            wp = ptr_wp[side]
+            with m.If(port.pop):
+                m.d.comb += [wp.addr.eq(sel_q), wp.en.eq(1), wp.data.c_head.eq(ptr_shown.data.c_head + ch.len),
+                             wp.data.ch_rd.eq(ptr_shown.data.ch_rd + 1)]
+            with m.Elif(ptr_clear & (side_of(u_q) == side)):
+                m.d.comb += [wp.addr.eq(within(u_q)), wp.en.eq(1), wp.data.eq(0)]
             chains.clear(port.pop & (left == 0), sq)
             starved.clear(port.pop, sq)
             m.d.comb += [pop_wr[side].eq(port.pop), pop_wr_q[side].eq(sel_q),
@@ -633,7 +647,6 @@ class DescQueues(wiring.Component):
         m.d.comb += want_start.eq(draining.value | (enabled & ~on.value))
         last_s = Signal(QB)
         s_pick = round_robin(m, Q, want_start, last_s)
-        u_q = Signal(QB)
         u_side = side_of(u_q)
         mark_f = Signal(16)
         mark_p = Signal(16)
@@ -683,14 +696,15 @@ class DescQueues(wiring.Component):
                 m.next = "Go"
             with m.State("Go"):
                 # The queue runs from the cycle after its configuration was
-                # written, so every read of it sees the new one.
+                # written, so every read of it sees the new one; its cache
+                # pointers are cleared as it starts (a cycle later if its
+                # engine pops another queue now).
                 with m.If(enabled.bit_select(u_q, 1)):
-                    m.d.comb += u_start.eq(1)
-                    for side in range(2):
-                        for i in range(N):
-                            with m.If(u_q == side * N + i):
-                                m.d.sync += [c_head[side][i].eq(0), ch_rd[side][i].eq(0)]
-                m.next = "Idle"
+                    with m.If(~Mux(u_side, self.rx.pop, self.tx.pop)):
+                        m.d.comb += [u_start.eq(1), ptr_clear.eq(1)]
+                        m.next = "Idle"
+                with m.Else():
+                    m.next = "Idle"
         draining.clear(u_drained, u_q)
         on.set(u_start, u_q)
         for flags in (err, chains, pend, starved):

@@ -16,11 +16,12 @@ State lives in memories, each written by one unit: the configuration of each
 incarnation (the start unit), the producer index (the record path), the
 records written (the status path: a record counts once its write has passed
 the PCIe arbiter, so an interrupt never overtakes it), the consumer index (the
-doorbell unit), the interrupt timer's start (the interrupt scanner), and the
-running counts that make up a queue's free slots: slots given (the ring size
-when the incarnation starts, one more for each record dropped), consumed
-(the consumer index), claimed by the transmit and by the receive engine. Free
-slots are given + consumed - claimed; the counts are read without a clock
+doorbell unit), the interrupt timer's start (the interrupt scanner), and what
+makes up a queue's free slots: its ring size (the start unit), the slots
+consumed (the consumer index) and those claimed by the transmit and by the
+receive engine (running counts). Free slots are size + consumed - claimed (a
+record is dropped only for a queue that no longer runs, which has no room
+anyway, so a drop gives nothing back); size and counts are read without a clock
 (distributed RAM) for the three completion queues the descriptor unit asks
 about each cycle (``claim``: those of the queues the engines are shown, and
 the one its scanner visits), so no count is kept per queue in flip-flops and
@@ -155,9 +156,9 @@ class CplWriter(wiring.Component):
                      finished[0].eq(finished[0] + fin[0]), finished[1].eq(finished[1] + fin[1])]
         # Clearing a completion queue's entries when its incarnation starts.
         clr_j = Signal(CB)
-        # record path, status path, doorbell unit; the slot counts: given, claimed by tx, by rx
-        clr_req = Signal(6)
-        clr_done = Signal(6)
+        # record path, status path, doorbell unit; the claim counts of tx and rx
+        clr_req = Signal(5)
+        clr_done = Signal(5)
 
         # ------------------------------------------------------ record path
         # A record is taken from its engine's stream into ``r`` while its
@@ -334,26 +335,26 @@ class CplWriter(wiring.Component):
         rearm.set(d_valid & d_ok & d_arm, d_j)
 
         # ------------------------------------------------------ free slots
-        # given + consumed - claimed, for the completion queue of the queue
+        # size + consumed - claimed, for the completion queue of the queue
         # each engine is shown and for the scanner's; the counts written this
         # cycle are seen from the next (claims are taken, and counted, in the
         # cycle they are made: the descriptor unit asks for two slots when
         # both engines may claim from one queue in a cycle).
-        given_mem = Memory(shape=16, depth=C, init=[])
+        log_mem = Memory(shape=4, depth=C, init=[])
         claimed = [Memory(shape=16, depth=C, init=[]) for _ in range(2)]
-        m.submodules.given_mem = given_mem
+        m.submodules.log_mem = log_mem
         m.submodules.claimed_tx_mem, m.submodules.claimed_rx_mem = claimed
-        given_wp = given_mem.write_port()
+        log_wp = log_mem.write_port()
         claimed_wp = [mem.write_port() for mem in claimed]
         asks = (cl.tx.cq, cl.rx.cq, cl.scan)
         free_of = []
         claimed_at = []
         for k, ask in enumerate(asks):
-            rds = [mem.read_port(domain="comb") for mem in (given_mem, cons_mem, *claimed)]
+            rds = [mem.read_port(domain="comb") for mem in (log_mem, cons_mem, *claimed)]
             for rd in rds:
                 m.d.comb += rd.addr.eq(ask[:CB])
             f = Signal(16, name=f"free_{('tx', 'rx', 'scan')[k]}")
-            m.d.comb += f.eq(rds[0].data + rds[1].data - rds[2].data - rds[3].data)
+            m.d.comb += f.eq(size_of(rds[0].data) + rds[1].data - rds[2].data - rds[3].data)
             free_of.append(f)
             claimed_at.append(rds[2 + k].data if k < 2 else None)
             m.d.comb += cl.room[k].eq(exists(ask) & on.bit(ask[:CB]) & (f != 0))
@@ -363,9 +364,9 @@ class CplWriter(wiring.Component):
             with m.If(c.en):
                 m.d.comb += [claimed_wp[k].addr.eq(c.cq[:CB]), claimed_wp[k].data.eq(claimed_at[k] + 1),
                              claimed_wp[k].en.eq(1)]
-            with m.Elif(clr_req[4 + k]):
+            with m.Elif(clr_req[3 + k]):
                 m.d.comb += [claimed_wp[k].addr.eq(clr_j), claimed_wp[k].data.eq(0), claimed_wp[k].en.eq(1),
-                             clr_done[4 + k].eq(1)]
+                             clr_done[3 + k].eq(1)]
 
         # ------------------------------------------------------ interrupts
         # One completion queue a cycle: armed, with completions unconsumed,
@@ -418,7 +419,7 @@ class CplWriter(wiring.Component):
         u_j = Signal(CB)
         mark = [Signal(16, name="mark_tx"), Signal(16, name="mark_rx")]
         mark_w = Signal(16)
-        pending_clr = Signal(6)
+        pending_clr = Signal(5)
         m.d.comb += [clr_j.eq(u_j), clr_req.eq(pending_clr)]
         m.d.comb += [self._ctrl_rd.addr.eq(u_j), self._time_rd.addr.eq(u_j)]
         s_ctrl = self._ctrl_rd.data
@@ -427,15 +428,6 @@ class CplWriter(wiring.Component):
         s_log = Signal(4)
         m.d.comb += s_log.eq(get_field(s_ctrl, ctrl_reg, "LOG_SIZE"))
         u_log = Signal(4)
-        # The slots given: the ring size as the incarnation starts, and one
-        # more for each record dropped.
-        given_rd = given_mem.read_port(domain="comb")
-        m.d.comb += given_rd.addr.eq(j)
-        with m.If(drop & exists(r.cq)):
-            m.d.comb += [given_wp.addr.eq(j), given_wp.data.eq(given_rd.data + 1), given_wp.en.eq(1)]
-        with m.Elif(clr_req[3]):
-            m.d.comb += [given_wp.addr.eq(clr_j), given_wp.data.eq(size_of(u_log)), given_wp.en.eq(1),
-                         clr_done[3].eq(1)]
         with m.FSM(name="cq_start"):
             with m.State("Idle"):
                 with m.If(want_start.any()):
@@ -449,8 +441,8 @@ class CplWriter(wiring.Component):
                 with m.If(passed(statuses, mark_w)):
                     m.d.comb += u_drained.eq(1)
                     with m.If(want.bit_select(u_j, 1) & ~on.bit(u_j)):
-                        # The ring size is taken once, for the slots given and the configuration.
-                        m.d.sync += [pending_clr.eq(0b111111), u_log.eq(s_log)]
+                        # The ring size is taken once, for the free slots and the configuration.
+                        m.d.sync += [pending_clr.eq(0b11111), u_log.eq(s_log)]
                         m.next = "Clear"
                     with m.Else():
                         m.next = "Idle"
@@ -461,6 +453,7 @@ class CplWriter(wiring.Component):
             with m.State("Start"):
                 with m.If(want.bit_select(u_j, 1)):
                     m.d.comb += [u_start.eq(1), ccfg_wp.addr.eq(u_j), ccfg_wp.en.eq(1),
+                                 log_wp.addr.eq(u_j), log_wp.en.eq(1), log_wp.data.eq(u_log),
                                  ccfg_wp.data.log.eq(u_log),
                                  ccfg_wp.data.vector.eq(get_field(s_ctrl, ctrl_reg, "VECTOR")),
                                  ccfg_wp.data.count.eq(get_field(s_ctrl, ctrl_reg, "MOD_COUNT")),

@@ -366,7 +366,11 @@ class PtlnicDevice(Device):
         q = self._cpl_q[tag]
         _, _, beats = q.popleft()
         if q:
-            heapq.heappush(heap, (max(q[0][0], now), q[0][1], tag))
+            # The next completion of the request keeps its place (release,
+            # then queueing order), whenever this one is picked: the order
+            # does not depend on when the link loop asks, so the beat-by-beat
+            # loop and the chunk loop (which asks ahead) send the same TLPs.
+            heapq.heappush(heap, (q[0][0], q[0][1], tag))
         else:
             del self._cpl_q[tag]
         return beats

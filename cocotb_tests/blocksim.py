@@ -2,7 +2,7 @@
 
 from amaranth.sim import Simulator
 
-__all__ = ["simulate", "sink"]
+__all__ = ["simulate", "sink", "source"]
 
 
 def simulate(m, main, *background):
@@ -24,3 +24,17 @@ async def sink(ctx, rng, stream, p_ready, take):
         _, _, v, r, p = await ctx.tick().sample(stream.valid, stream.ready, stream.payload)
         if v and r:
             take(p)
+
+
+async def source(ctx, rng, stream, payloads, p_idle):
+    """A stream's producer: each of ``payloads`` (raw values) in turn, held
+    until taken, with an idle cycle before it with probability ``p_idle``
+    (repeatedly); valid falls after the last."""
+    for v in payloads:
+        while rng.random() < p_idle:
+            ctx.set(stream.valid, 0)
+            await ctx.tick()
+        ctx.set(stream.payload.as_value(), v)
+        ctx.set(stream.valid, 1)
+        await ctx.tick().until(stream.ready)
+    ctx.set(stream.valid, 0)

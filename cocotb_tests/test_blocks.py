@@ -7,7 +7,7 @@ import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
-from cocotb_tests.blocksim import simulate, sink
+from cocotb_tests.blocksim import simulate, sink, source
 from rtl.config import NicConfig
 from rtl.csr import RegisterFile
 from rtl.lib.counters import CounterTable
@@ -826,15 +826,7 @@ def test_tlp_chunk_bridge_moves_every_tlp_both_ways_under_back_pressure(width, s
     done = {"down": False, "up": False}
 
     async def feed_chunks(ctx):
-        for h, p, bar in down:
-            for c in cc.chunks(h, p, bar):
-                while rng.random() < 0.3:
-                    ctx.set(dut.h2d.valid, 0)
-                    await ctx.tick()
-                ctx.set(dut.h2d.payload.as_value(), c)
-                ctx.set(dut.h2d.valid, 1)
-                await ctx.tick().until(dut.h2d.ready)
-        ctx.set(dut.h2d.valid, 0)
+        await source(ctx, rng, dut.h2d, [c for h, p, bar in down for c in cc.chunks(h, p, bar)], 0.3)
 
     async def take_beats(ctx):
         while len(got_beats) < len(want_beats):
@@ -845,15 +837,7 @@ def test_tlp_chunk_bridge_moves_every_tlp_both_ways_under_back_pressure(width, s
         done["down"] = True
 
     async def feed_beats(ctx):
-        for h, p, _ in up:
-            for b in bc.beats(h, p, 0):
-                while rng.random() < 0.3:
-                    ctx.set(dut.from_nic.valid, 0)
-                    await ctx.tick()
-                ctx.set(dut.from_nic.payload.as_value(), b)
-                ctx.set(dut.from_nic.valid, 1)
-                await ctx.tick().until(dut.from_nic.ready)
-        ctx.set(dut.from_nic.valid, 0)
+        await source(ctx, rng, dut.from_nic, [b for h, p, _ in up for b in bc.beats(h, p, 0)], 0.3)
 
     async def take_chunks(ctx):
         cur = None

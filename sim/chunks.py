@@ -78,7 +78,7 @@ class ChunkCodec:
         """``(hdr, payload bytes, sop, eop)`` of a chunk."""
         n = (v >> self.o_nbytes) & self.m_nbytes
         payload = ((v >> self.o_data) & self.m_data).to_bytes(self.chunk_bytes, "little")[:n]
-        return v & ((1 << 128) - 1), payload, (v >> self.o_sop) & 1, (v >> self.o_eop) & 1
+        return self.hdr_of(v), payload, (v >> self.o_sop) & 1, (v >> self.o_eop) & 1
 
 
 class TlpChunkBridge(wiring.Component):

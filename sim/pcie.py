@@ -200,6 +200,31 @@ class PtlnicFunction(Endpoint):
         self.device.push_cfg()
 
 
+class _TlpAssembler:
+    """Puts the NIC's TLPs back together from the pieces the link loop reads
+    (beats or chunks), checking their framing; ``add`` returns the TLP, as
+    ``(hdr, payload)``, at its last piece."""
+
+    def __init__(self, error, sop_inside, no_sop):
+        self._error = error
+        self._msgs = (sop_inside, no_sop)
+        self.in_tlp = False
+        self._hdr = 0
+        self._data = bytearray()
+
+    def add(self, hdr, payload, sop, eop):
+        if sop:
+            if self.in_tlp:
+                self._error(self._msgs[0])
+            self._hdr = hdr
+            self._data = bytearray()
+        elif not self.in_tlp:
+            self._error(self._msgs[1])
+        self._data += payload
+        self.in_tlp = not eop
+        return (self._hdr, self._data) if eop else None
+
+
 class PtlnicDevice(Device):
     """The NIC behind its PCIe link, as the root complex sees it.
 
@@ -374,6 +399,11 @@ class PtlnicDevice(Device):
         else:
             del self._cpl_q[tag]
         return beats
+
+    def _until_release(self):
+        """Simulator steps from now to half a cycle before the first queued
+        completion's release (a wake-up there, then the clock edge)."""
+        return (self._cpl_heap[0][0] - self.cycle()) * self.period - self.period // 2
 
     def _queue_completions(self, tag, cpls, release):
         q = self._cpl_q.setdefault(tag, deque())
@@ -555,9 +585,7 @@ class PtlnicDevice(Device):
         rx_driven = 0        # beat value currently driven with valid, or 0
         offered = None       # a beat the DUT offered while o_tlp.ready was low
         rx_valid = 0
-        in_tlp = False
-        tx_data = bytearray()
-        tx_hdr = 0
+        tlps = _TlpAssembler(self._error, "o_tlp: sop inside a TLP", "o_tlp: beat without sop")
         now = self.cycle()
         clk_edge = RisingEdge(self.clk)
         valid_rise = RisingEdge(self._port("o_tlp__valid"))
@@ -568,7 +596,7 @@ class PtlnicDevice(Device):
                 self._wake.clear()
                 waits = [self._wake.wait(), valid_rise]
                 if self._cpl_heap:
-                    delta = (self._cpl_heap[0][0] - self.cycle()) * self.period - self.period // 2
+                    delta = self._until_release()
                     if delta > 0:
                         waits.append(Timer(delta, "step"))
                 await AnyOf(*waits)
@@ -588,18 +616,9 @@ class PtlnicDevice(Device):
                 offered = o_payload()
             if self._ready_now and o_valid():
                 hdr, data, nbytes, sop, eop = unpack(o_payload())
-                if sop:
-                    if in_tlp:
-                        self._error("o_tlp: sop inside a TLP")
-                    tx_hdr = hdr
-                    tx_data = bytearray()
-                elif not in_tlp:
-                    self._error("o_tlp: beat without sop")
-                if nbytes:
-                    tx_data += data.to_bytes(beat_bytes, "little")[:nbytes]
-                in_tlp = not eop
-                if eop:
-                    await self._tx_tlp(tx_hdr, tx_data, now)
+                tlp = tlps.add(hdr, data.to_bytes(beat_bytes, "little")[:nbytes], sop, eop)
+                if tlp:
+                    await self._tx_tlp(*tlp, now)
             if k.tx_pause:
                 r = int(rng.random() >= k.tx_pause)
                 if r != self._ready_now:
@@ -648,9 +667,7 @@ class PtlnicDevice(Device):
         offered = False      # h2d.valid is high
         room = True          # h2d.ready as sampled at the last edge
         arriving = False     # d2h.valid as sampled at the last edge
-        in_tlp = False
-        tx_data = bytearray()
-        tx_hdr = 0
+        tlps = _TlpAssembler(self._error, "d2h: a chunk starts a TLP inside another", "d2h: a chunk outside a TLP")
         now = self.cycle()
         while True:
             if offer is None:
@@ -672,7 +689,7 @@ class PtlnicDevice(Device):
                     self._wake.clear()
                     waits.append(self._wake.wait())
                     if self._cpl_heap:
-                        delta = (self._cpl_heap[0][0] - self.cycle()) * self.period - self.period // 2
+                        delta = self._until_release()
                         if delta > 0:
                             waits.append(Timer(delta, "step"))
                         else:
@@ -693,18 +710,9 @@ class PtlnicDevice(Device):
                         h2d_payload(offer[self._rx_i])
             arriving = bool(d2h_valid())
             if arriving:
-                hdr, payload, sop, eop = cc.unpack(d2h_payload())
-                if sop:
-                    if in_tlp:
-                        self._error("d2h: a chunk starts a TLP inside another")
-                    tx_hdr = hdr
-                    tx_data = bytearray()
-                elif not in_tlp:
-                    self._error("d2h: a chunk outside a TLP")
-                tx_data += payload
-                in_tlp = not eop
-                if eop:
-                    await self._tx_tlp(tx_hdr, tx_data, now)
+                tlp = tlps.add(*cc.unpack(d2h_payload()))
+                if tlp:
+                    await self._tx_tlp(*tlp, now)
                 self.check_bridge()
 
     def check_bridge(self):

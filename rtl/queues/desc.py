@@ -32,18 +32,20 @@ popped) are a memory a side too, written by the engine's pops and read without
 a clock (distributed RAM) for the queue an engine names. Flip-flops hold only
 what a scheduler must see for every queue at once (one bit each: running, has
 a chain, has descriptors to fetch, cache too full to fetch, parked on a full
-completion queue, draining). A fetch is picked round robin among the queues that need one
-(its pick registered), then decided from the memories a cycle later.
+completion queue, draining). A fetch is picked round robin among the queues
+that need one (its pick registered), then decided from the memories a cycle
+later.
 
 Incarnations. Setting ENABLE starts an incarnation only once nothing of the
 previous one is in flight: no descriptor fetch, no chain held by an engine,
 no completion not yet written or dropped. The start unit waits until neither
 engine holds the queue, then until every fetch issued and every chain popped
 up to that moment (by anyone: global counts, so no per-queue count is kept)
-has ended and been retired; then it has the doorbell unit, the fetcher and
-the arrival path clear the queue's entries, and writes the configuration with
-a new generation (different from the one the engine's head entry carries, so
-that entry reads as 0 until the engine writes it). The incarnation takes its
+has ended and been retired; then it has the doorbell unit, the fetcher, the
+arrival path and the queue's engine (its cache pointers) clear the queue's
+entries, and writes the configuration with a new generation (different from
+the one the engine's head entry carries, so that entry reads as 0 until the
+engine writes it). The incarnation takes its
 ring size, completion queue and protection domain from CTRL when it starts and
 keeps them, so whatever it started is completed where it began. A fetch is
 tagged with the queue's generation and is used only while the queue is still
@@ -261,14 +263,12 @@ class DescQueues(wiring.Component):
         on.clear_mask(stop)
         draining.set_mask(stop)
         # The engines' cache read pointers, a memory a side: slot of the head
-        # chain, chains popped. Written by pops and, as an incarnation starts,
-        # cleared (``ptr_clear``, on a cycle with no pop on that side).
+        # chain, chains popped. Written by pops and, before an incarnation
+        # starts, cleared like the other entries (on a cycle with no pop).
         ptr_l = data.StructLayout({"c_head": DB, "ch_rd": DB + 1})
         ptr_mem = [Memory(shape=ptr_l, depth=N, init=[]) for _ in range(2)]
         m.submodules.ptr_tx, m.submodules.ptr_rx = ptr_mem
         ptr_wp = [mem.write_port() for mem in ptr_mem]
-        ptr_clear = Signal()
-        u_q = Signal(QB)                          # the queue the start unit works on
 
         # Global counts for the drain: fetches issued and ended; chains popped
         # and retired, per side.
@@ -282,8 +282,8 @@ class DescQueues(wiring.Component):
         # Clearing a queue's entries when its incarnation starts (the start
         # unit asks; each memory's own writer does it on a free cycle).
         clr_q = Signal(QB)
-        clr_req = Signal(3)                       # doorbell unit, fetcher, arrival path
-        clr_done = Signal(3)
+        clr_req = Signal(4)                       # doorbell unit, fetcher, arrival path, the queue's engine
+        clr_done = Signal(4)
 
         # ------------------------------------------------------------ doorbells
         # One doorbell a cycle at most (they come over the register bus); it is
@@ -583,8 +583,8 @@ class DescQueues(wiring.Component):
             with m.If(port.pop):
                 m.d.comb += [wp.addr.eq(sel_q), wp.en.eq(1), wp.data.c_head.eq(ptr_shown.data.c_head + ch.len),
                              wp.data.ch_rd.eq(ptr_shown.data.ch_rd + 1)]
-            with m.Elif(ptr_clear & (side_of(u_q) == side)):
-                m.d.comb += [wp.addr.eq(within(u_q)), wp.en.eq(1), wp.data.eq(0)]
+            with m.Elif(clr_req[3] & (side_of(clr_q) == side)):
+                m.d.comb += [wp.addr.eq(within(clr_q)), wp.en.eq(1), wp.data.eq(0), clr_done[3].eq(1)]
             chains.clear(port.pop & (left == 0), sq)
             starved.clear(port.pop, sq)
             m.d.comb += [pop_wr[side].eq(port.pop), pop_wr_q[side].eq(sel_q),
@@ -647,6 +647,7 @@ class DescQueues(wiring.Component):
         m.d.comb += want_start.eq(draining.value | (enabled & ~on.value))
         last_s = Signal(QB)
         s_pick = round_robin(m, Q, want_start, last_s)
+        u_q = Signal(QB)
         u_side = side_of(u_q)
         mark_f = Signal(16)
         mark_p = Signal(16)
@@ -658,7 +659,7 @@ class DescQueues(wiring.Component):
         for side in range(2):
             m.d.comb += self._ctrl_rd[side].addr.eq(within(u_q))
         u_ctrl = Mux(u_side, self._ctrl_rd[1].data, self._ctrl_rd[0].data)
-        pending_clr = Signal(3)
+        pending_clr = Signal(4)
         m.d.comb += [clr_q.eq(u_q), clr_req.eq(pending_clr)]
         u_drained = Signal()          # the drain of u_q is over
         u_start = Signal()            # u_q starts its incarnation
@@ -674,7 +675,7 @@ class DescQueues(wiring.Component):
             with m.State("Drain"):
                 with m.If(passed(f_ended, mark_f) & passed(Mux(u_side, rets[1], rets[0]), mark_p)):
                     with m.If(enabled.bit_select(u_q, 1) & ~on.value.bit_select(u_q, 1)):
-                        m.d.sync += pending_clr.eq(0b111)
+                        m.d.sync += pending_clr.eq(0b1111)
                         m.next = "Clear"
                     with m.Else():
                         m.next = "Idle"
@@ -696,15 +697,10 @@ class DescQueues(wiring.Component):
                 m.next = "Go"
             with m.State("Go"):
                 # The queue runs from the cycle after its configuration was
-                # written, so every read of it sees the new one; its cache
-                # pointers are cleared as it starts (a cycle later if its
-                # engine pops another queue now).
+                # written, so every read of it sees the new one.
                 with m.If(enabled.bit_select(u_q, 1)):
-                    with m.If(~Mux(u_side, self.rx.pop, self.tx.pop)):
-                        m.d.comb += [u_start.eq(1), ptr_clear.eq(1)]
-                        m.next = "Idle"
-                with m.Else():
-                    m.next = "Idle"
+                    m.d.comb += u_start.eq(1)
+                m.next = "Idle"
         draining.clear(u_drained, u_q)
         on.set(u_start, u_q)
         for flags in (err, chains, pend, starved):

@@ -11,7 +11,7 @@ from cocotb_tests.blocksim import simulate, sink, source
 from rtl.config import NicConfig
 from rtl.csr import RegisterFile
 from rtl.lib.counters import CounterTable
-from rtl.lib.stream import BufferedFifo
+from rtl.lib.stream import BufferedFifo, RegisterSlice
 from rtl.queues.common import MrRegs
 from rtl.queues.cpl import CplWriter
 from rtl.queues.desc import DescQueues
@@ -454,6 +454,49 @@ def test_buffered_fifo_keeps_order_level_and_one_item_a_cycle(depth, seed):
     # every other cycle; from three on, one a cycle.
     want = 495 if depth == 2 else 995
     assert moved[0] >= want, f"{moved[0]} items in 1000 cycles with both sides willing, depth {depth}"
+
+
+def test_register_slice_passes_every_item_in_order_one_a_cycle(seed):
+    """The register slice on the streams between blocks: random idle cycles
+    and back-pressure, every item out once and in order, ``valid`` never
+    falling and the payload never changing before a transfer; its outputs do
+    not follow a same-cycle change of the consumer's ``ready`` (they come from
+    flip-flops); and with both sides always willing, one item a cycle."""
+    from amaranth.lib import data
+    rng = random.Random(seed)
+    dut = RegisterSlice(data.StructLayout({"value": 40}))
+    out = dut.o_stream.payload.as_value()
+    items = [rng.getrandbits(40) for _ in range(600)]
+    got, when = [], []
+
+    async def take(ctx):
+        offered, cycle = None, 0
+        while True:
+            cycle += 1
+            before = (ctx.get(dut.o_stream.valid), ctx.get(out), ctx.get(dut.i_stream.ready))
+            ctx.set(dut.o_stream.ready, int(len(got) >= 400 or rng.random() < 0.6))
+            after = (ctx.get(dut.o_stream.valid), ctx.get(out), ctx.get(dut.i_stream.ready))
+            assert after == before, f"cycle {cycle}: the slice's outputs followed the consumer's ready"
+            _, _, v, r, p = await ctx.tick().sample(dut.o_stream.valid, dut.o_stream.ready, out)
+            if offered is not None:
+                assert v and p == offered, f"cycle {cycle}: an offered item was withdrawn or changed"
+            offered = None
+            if v and r:
+                got.append(p)
+                when.append(cycle)
+            elif v:
+                offered = p
+
+    async def main(ctx):
+        await source(ctx, rng, dut.i_stream, items[:400], 0.4)
+        await source(ctx, rng, dut.i_stream, items[400:], 0.0)
+        while len(got) < len(items):
+            await ctx.tick()
+
+    simulate(dut, main, take)
+    assert got == items
+    # The last 190 items, both sides willing, leave on consecutive cycles.
+    assert when[-1] - when[-190] == 189, f"190 items took {when[-1] - when[-190] + 1} cycles"
 
 
 async def _dma_read_model(ctx, rng, client, on_request):

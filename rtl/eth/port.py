@@ -10,6 +10,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ..lib.arbiter import PacketArbiter
+from ..lib.stream import register_slice
 from ..packet_fifo import PacketFifo
 from ..queues.rx import rx_meta_layout
 from ..streams import bytes_layout
@@ -76,7 +77,10 @@ class EthPort(wiring.Component):
         from_queues, from_engine = tx_arb.inputs()
         connect(m, flipped(self.i_frame), from_queues)
         connect(m, flipped(self.i_engine_frame), from_engine)
-        connect(m, tx_arb.output(), mac_tx.i_frame)
+        # A register slice before the MAC: the arbiter's grant and the MAC's
+        # pacing and CRC are decided in different cycles (full throughput,
+        # no idle cycle inside a frame).
+        register_slice(m, "tx_slice", tx_arb.output(), mac_tx.i_frame, domain_reset=self.core_rst)
         connect(m, mac_tx.o_wire, flipped(self.o_wire))
         connect(m, flipped(self.i_wire), mac_rx.i_wire)
         mf, bi = mac_rx.o_frame.payload, rx_buf.i_pkt.payload

@@ -1,11 +1,12 @@
-"""Stream glue: a FIFO with stream ports, and the buffered FIFO under it."""
+"""Stream glue: a FIFO with stream ports, the buffered FIFO under it, and a
+register slice."""
 
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["StreamFifo", "BufferedFifo"]
+__all__ = ["StreamFifo", "BufferedFifo", "RegisterSlice", "register_slice"]
 
 
 class BufferedFifo(wiring.Component):
@@ -106,3 +107,50 @@ class StreamFifo(wiring.Component):
             self.level.eq(f.level),
         ]
         return m
+
+
+class RegisterSlice(wiring.Component):
+    """A register stage on a stream at full throughput (a skid buffer): the
+    output's ``valid`` and payload and the input's ``ready`` all come from
+    flip-flops, so no combinational path crosses it in either direction. It
+    adds one cycle of latency and holds up to two transfers: the output
+    register, and a skid register that catches the transfer accepted in the
+    cycle the output stalls.
+
+    i_stream  In(stream(layout))
+    o_stream  Out(stream(layout))
+    """
+
+    def __init__(self, layout):
+        sig = stream.Signature(layout)
+        super().__init__({"i_stream": In(sig), "o_stream": Out(sig)})
+
+    def elaborate(self, platform):
+        m = Module()
+        i, o = self.i_stream, self.o_stream
+        skid = Signal.like(i.payload)
+        skid_full = Signal()
+        m.d.comb += i.ready.eq(~skid_full)
+        with m.If(~o.valid | o.ready):
+            # The output register is free (or is emptied this cycle): fill it
+            # from the skid register first, else from the input.
+            with m.If(skid_full):
+                m.d.sync += [o.payload.eq(skid), skid_full.eq(0)]
+            with m.Else():
+                m.d.sync += [o.payload.eq(i.payload), o.valid.eq(i.valid)]
+        with m.Elif(i.valid & ~skid_full):
+            m.d.sync += [skid.eq(i.payload), skid_full.eq(1)]
+        return m
+
+
+def register_slice(m, name, source, sink, *, domain_reset=None):
+    """Put a :class:`RegisterSlice` named ``name`` between the stream port
+    ``source`` (an output) and ``sink`` (an input); ``domain_reset`` wraps it
+    in a ``ResetInserter`` with that signal. Returns the slice."""
+    from amaranth.hdl import ResetInserter
+    from amaranth.lib.wiring import connect
+    s = RegisterSlice(source.payload.shape())
+    m.submodules[name] = s if domain_reset is None else ResetInserter(domain_reset)(s)
+    connect(m, source, s.i_stream)
+    connect(m, s.o_stream, sink)
+    return s

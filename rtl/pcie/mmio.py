@@ -107,9 +107,18 @@ class MmioTarget(wiring.Component):
         ]
 
         m.d.comb += self.err_bad_req.eq(0)
-        # Captured read data lands one cycle after each read strobe.
-        with m.If(cap_valid):
-            m.d.sync += rbuf.word_select(cap, 32).eq(self.csr.r_data)
+        # The register bus is driven from flip-flops: the accesses decided
+        # from a request beat this cycle reach the register file on the next
+        # (in order, so a read that follows a write still sees it), and a
+        # read's data lands two cycles after its strobe here.
+        bus = CsrBus(aw).flip().create(path=("bus",))
+        m.d.sync += [self.csr.addr.eq(bus.addr), self.csr.r_stb.eq(bus.r_stb), self.csr.w_stb.eq(bus.w_stb),
+                     self.csr.w_be.eq(bus.w_be), self.csr.w_data.eq(bus.w_data)]
+        cap_q = Signal.like(cap)
+        cap_valid_q = Signal()
+        m.d.sync += [cap_q.eq(cap), cap_valid_q.eq(cap_valid)]
+        with m.If(cap_valid_q):
+            m.d.sync += rbuf.word_select(cap_q, 32).eq(self.csr.r_data)
 
         with m.FSM(name="mmio"):
             with m.State("Idle"):
@@ -144,10 +153,10 @@ class MmioTarget(wiring.Component):
                 lane = idx[:lane_bits] if lane_bits else Const(0)
                 with m.If(self.i_tlp.valid):
                     m.d.comb += [
-                        self.csr.addr.eq(dw_addr + idx),
-                        self.csr.w_stb.eq(be != 0),
-                        self.csr.w_be.eq(be),
-                        self.csr.w_data.eq(beat.data.word_select(lane, 32)),
+                        bus.addr.eq(dw_addr + idx),
+                        bus.w_stb.eq(be != 0),
+                        bus.w_be.eq(be),
+                        bus.w_data.eq(beat.data.word_select(lane, 32)),
                     ]
                     m.d.sync += idx.eq(idx + 1)
                     with m.If(last):
@@ -163,13 +172,16 @@ class MmioTarget(wiring.Component):
                 # A zero-length read (one DWORD, no byte enabled) touches no register.
                 zero_len = (length == 1) & (first_be == 0)
                 with m.If(idx != length):
-                    m.d.comb += [self.csr.addr.eq(dw_addr + idx), self.csr.r_stb.eq(~zero_len)]
+                    m.d.comb += [bus.addr.eq(dw_addr + idx), bus.r_stb.eq(~zero_len)]
                     m.d.sync += [idx.eq(idx + 1), cap.eq(idx), cap_valid.eq(~zero_len)]
                     with m.If(zero_len):
                         m.d.sync += rbuf[:32].eq(0)
                 with m.Else():
                     m.d.sync += cap_valid.eq(0)
-                    m.next = "Complete"
+                    m.next = "ReadLast"
+
+            with m.State("ReadLast"):
+                m.next = "Complete"             # the last DWORD is captured this cycle
 
             with m.State("Drain"):
                 m.d.comb += self.i_tlp.ready.eq(1)

@@ -20,7 +20,7 @@ from ..dma.layouts import read_req_layout
 from ..dma.mux import DmaReadClient, DmaReadMux, DmaWriteClient, DmaWriteMux
 from ..dma.read import DmaReadEngine, ReadStatsSignature
 from ..dma.write import DmaWriteEngine, WriteStatsSignature
-from ..lib.stream import StreamFifo
+from ..lib.stream import StreamFifo, register_slice
 from .arbiter import TlpArbiter
 from .cfg import PcieCfgSignature
 from .mmio import MmioTarget
@@ -161,23 +161,27 @@ class PcieSubsystem(wiring.Component):
         connect(m, flipped(self.cfg), dma_rd.cfg, dma_wr.cfg, msi.cfg)
 
         # The registered clients. A read client's requests pass a small FIFO
-        # on their way to the multiplexer, so that no combinational path runs
-        # from the client's request through the round robin into the engine and
-        # back to the client's ready (nor from one client into another). Write
-        # clients connect directly: a FIFO there cost 64 B frames at 256 bits
-        # one cycle in three.
+        # on their way to the multiplexer, and its data a register slice, so
+        # that no combinational path runs from the client's request through the
+        # round robin into the engine and back to the client's ready (nor from
+        # one client into another). A write client's requests, data and
+        # statuses pass register slices (full throughput, one cycle each).
         for (name, port), client in zip(self._read_clients, rd_mux.clients()):
             reqs = StreamFifo(read_req_layout(), 4)
             m.submodules[f"rd_req_{name}"] = ResetInserter(rst)(reqs)
             connect(m, flipped(port.req), reqs.i_stream)
             connect(m, reqs.o_stream, client.req)
-            connect(m, flipped(port.data), client.data)
+            register_slice(m, f"rd_data_{name}", client.data, flipped(port.data), domain_reset=rst)
         for (name, port), client in zip(self._write_clients, wr_mux.clients()):
-            connect(m, flipped(port), client)
-        connect(m, rd_mux.engine.req, dma_rd.req)
-        connect(m, dma_rd.resp, rd_mux.engine.data)
-        connect(m, wr_mux.engine.req, dma_wr.req)
-        connect(m, wr_mux.engine.data, dma_wr.data)
+            register_slice(m, f"wr_req_{name}", flipped(port.req), client.req, domain_reset=rst)
+            register_slice(m, f"wr_data_{name}", flipped(port.data), client.data, domain_reset=rst)
+            register_slice(m, f"wr_resp_{name}", client.resp, flipped(port.resp), domain_reset=rst)
+        # Between the multiplexers and the engines, register slices too: the
+        # round robins and the engines' own decisions are in different cycles.
+        register_slice(m, "rd_mux_req", rd_mux.engine.req, dma_rd.req, domain_reset=rst)
+        register_slice(m, "rd_mux_data", dma_rd.resp, rd_mux.engine.data, domain_reset=rst)
+        register_slice(m, "wr_mux_req", wr_mux.engine.req, dma_wr.req, domain_reset=rst)
+        register_slice(m, "wr_mux_data", wr_mux.engine.data, dma_wr.data, domain_reset=rst)
         connect(m, dma_wr.resp, wr_mux.engine.resp)
         request = 0
         for _, sig in self._irqs:

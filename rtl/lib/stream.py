@@ -1,10 +1,10 @@
 """Stream glue: a FIFO with stream ports, the buffered FIFO under it, and a
 register slice."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, ResetInserter, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect
 
 __all__ = ["StreamFifo", "BufferedFifo", "RegisterSlice", "register_slice"]
 
@@ -147,8 +147,6 @@ def register_slice(m, name, source, sink, *, domain_reset=None):
     """Put a :class:`RegisterSlice` named ``name`` between the stream port
     ``source`` (an output) and ``sink`` (an input); ``domain_reset`` wraps it
     in a ``ResetInserter`` with that signal. Returns the slice."""
-    from amaranth.hdl import ResetInserter
-    from amaranth.lib.wiring import connect
     s = RegisterSlice(source.payload.shape())
     m.submodules[name] = s if domain_reset is None else ResetInserter(domain_reset)(s)
     connect(m, source, s.i_stream)

@@ -172,10 +172,14 @@ class PcieSubsystem(wiring.Component):
             connect(m, flipped(port.req), reqs.i_stream)
             connect(m, reqs.o_stream, client.req)
             register_slice(m, f"rd_data_{name}", client.data, flipped(port.data), domain_reset=rst)
+        # A status that waits is counted where its client is offered it (behind
+        # the slice), so that the deadlock check sees the client's first miss.
+        status_wait = 0
         for (name, port), client in zip(self._write_clients, wr_mux.clients()):
             register_slice(m, f"wr_req_{name}", flipped(port.req), client.req, domain_reset=rst)
             register_slice(m, f"wr_data_{name}", flipped(port.data), client.data, domain_reset=rst)
             register_slice(m, f"wr_resp_{name}", client.resp, flipped(port.resp), domain_reset=rst)
+            status_wait = status_wait | (port.resp.valid & ~port.resp.ready)
         # Between the multiplexers and the engines, register slices too: the
         # round robins and the engines' own decisions are in different cycles.
         register_slice(m, "rd_mux_req", rd_mux.engine.req, dma_rd.req, domain_reset=rst)
@@ -195,7 +199,7 @@ class PcieSubsystem(wiring.Component):
             self.rd_busy.eq(dma_rd.busy), self.wr_busy.eq(dma_wr.busy),
             # Write clients must take their statuses at once: a client that
             # waits for anything else first can deadlock the shared write engine.
-            self.wr_status_wait.eq(dma_wr.resp.valid & ~dma_wr.resp.ready),
+            self.wr_status_wait.eq(status_wait),
             self.mmio_bad_req.eq(mmio.err_bad_req), self.msi_sent.eq(msi.sent), self.msi_blocked.eq(msi.blocked),
         ]
         connect(m, dma_rd.stats, flipped(self.rd_stats))

@@ -3,17 +3,20 @@
 """DMA write engine: a packed byte stream to host memory."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..pcie.be import request_bes
 from ..pcie.cfg import PcieCfgSignature
 from ..pcie.tlp import TlpStream, mem_request_header
-from ..lib.stream import BufferedFifo
+from ..lib.stream import BufferedFifo, RegisterSlice
 from ..regmap import DmaStatus
 from .layouts import LEN_BITS, STATUS_BITS, write_data_layout, write_req_layout, write_resp_layout
 
 __all__ = ["DmaWriteEngine", "WriteStatsSignature"]
+
+#: Statuses the engine holds for its client.
+RESP_DEPTH = 4
 
 
 class WriteStatsSignature(wiring.Signature):
@@ -29,7 +32,10 @@ class DmaWriteEngine(wiring.Component):
     Each request is cut at ``max_payload_size`` boundaries (so no TLP crosses a
     4 KiB boundary) and its bytes are shifted to the byte offset of each TLP's
     address through a two-beat realignment register, so TLPs follow each other
-    with no idle cycle. With bus mastering off a request's bytes are consumed
+    with no idle cycle. The TLPs leave through a register slice (so the
+    arbiter's ``ready`` reaches no logic here), and a request's status is
+    given only once its last TLP has left the slice into the arbiter. With
+    bus mastering off a request's bytes are consumed
     and dropped and it ends with ``BUS_MASTER``; a zero-length request ends at
     once with ``ZERO_LENGTH``.
 
@@ -63,9 +69,17 @@ class DmaWriteEngine(wiring.Component):
         st = self.stats
 
         # ------------------------------------------------------------ splitter
-        # Chunk records: addr(64) len(13) last(1) drop(1) status(4)
-        chunk_fifo = m.submodules.chunk_fifo = BufferedFifo(width=64 + 13 + 1 + 1 + STATUS_BITS, depth=4)
-        resp_fifo = m.submodules.resp_fifo = fifo.SyncFIFOBuffered(width=STATUS_BITS, depth=4)
+        # One record per TLP, with what its first beat needs worked out on
+        # the way in (DWORD count, byte enables, bytes taken, whether it is
+        # also the last), so that the output side decides from registers.
+        chunk_l = data.StructLayout({
+            "addr": 64, "len": 13, "last": 1, "drop": 1, "status": STATUS_BITS,
+            "dws": 11, "first_be": 4, "last_be": 4, "take": LB + 1, "eop": 1, "nbytes": LB + 1,
+            "zero": 1, "send": 1,
+        })
+        # In distributed RAM: its head is a register, not a block RAM's output.
+        chunk_fifo = m.submodules.chunk_fifo = BufferedFifo(width=chunk_l.size, depth=4, ram_style="distributed")
+        resp_fifo = m.submodules.resp_fifo = fifo.SyncFIFOBuffered(width=STATUS_BITS, depth=RESP_DEPTH)
 
         sp_act = Signal()
         sp_addr = Signal(64)
@@ -77,28 +91,34 @@ class DmaWriteEngine(wiring.Component):
         clen = Signal(13)
         m.d.comb += clen.eq(Mux(sp_rem < to_boundary, sp_rem, to_boundary))
 
+        w = Signal(chunk_l)
+        m.d.comb += chunk_fifo.w_data.eq(w)
+        w_dws, w_first_be, w_last_be = request_bes(m, w.addr[:2], w.len, 13)
+        w_room = WB - w.addr[:2]
+        m.d.comb += [w.dws.eq(w_dws), w.first_be.eq(w_first_be), w.last_be.eq(w_last_be),
+                     w.take.eq(Mux(w.len < w_room, w.len, w_room)), w.eop.eq(w.len <= w_room),
+                     w.nbytes.eq(Mux((w_dws << 2) > WB, WB, w_dws << 2)),
+                     w.zero.eq(w.len == 0), w.send.eq((w.len != 0) & ~w.drop)]
         req = self.req.payload
         with m.If(~sp_act & chunk_fifo.w_rdy):
             m.d.comb += self.req.ready.eq(1)
         with m.If(self.req.valid & self.req.ready):
             with m.If(req.len == 0):
-                m.d.comb += [chunk_fifo.w_en.eq(1),
-                             chunk_fifo.w_data.eq(Cat(Const(0, 64), Const(0, 13), Const(1, 1), Const(0, 1),
-                                                      Const(DmaStatus.ZERO_LENGTH, STATUS_BITS))),
+                m.d.comb += [chunk_fifo.w_en.eq(1), w.last.eq(1), w.status.eq(DmaStatus.ZERO_LENGTH),
                              st.zero_len.eq(1)]
             with m.Elif(req.len <= mps - (req.addr[:13] & (mps - 1))):
                 # One chunk: straight in, so that short requests go at one a cycle.
                 m.d.comb += [st.bus_master.eq(~self.cfg.bus_master), chunk_fifo.w_en.eq(1),
-                             chunk_fifo.w_data.eq(Cat(req.addr, req.len[:13], Const(1, 1), ~self.cfg.bus_master,
-                                                      Mux(self.cfg.bus_master, DmaStatus.OK, DmaStatus.BUS_MASTER)))]
+                             w.addr.eq(req.addr), w.len.eq(req.len[:13]), w.last.eq(1),
+                             w.drop.eq(~self.cfg.bus_master),
+                             w.status.eq(Mux(self.cfg.bus_master, DmaStatus.OK, DmaStatus.BUS_MASTER))]
             with m.Else():
                 m.d.comb += st.bus_master.eq(~self.cfg.bus_master)
                 m.d.sync += [sp_act.eq(1), sp_addr.eq(req.addr), sp_rem.eq(req.len),
                              sp_drop.eq(~self.cfg.bus_master)]
         with m.Elif(sp_act & chunk_fifo.w_rdy):
-            m.d.comb += [chunk_fifo.w_en.eq(1),
-                         chunk_fifo.w_data.eq(Cat(sp_addr, clen, clen == sp_rem, sp_drop,
-                                                  Mux(sp_drop, DmaStatus.BUS_MASTER, DmaStatus.OK)))]
+            m.d.comb += [chunk_fifo.w_en.eq(1), w.addr.eq(sp_addr), w.len.eq(clen), w.last.eq(clen == sp_rem),
+                         w.drop.eq(sp_drop), w.status.eq(Mux(sp_drop, DmaStatus.BUS_MASTER, DmaStatus.OK))]
             m.d.sync += [sp_addr.eq(sp_addr + clen), sp_rem.eq(sp_rem - clen)]
             with m.If(clen == sp_rem):
                 m.d.sync += sp_act.eq(0)
@@ -111,78 +131,112 @@ class DmaWriteEngine(wiring.Component):
         in_bytes = Signal(LB + 1)
         m.d.comb += in_bytes.eq(Mux(self.data.payload.nbytes < WB, self.data.payload.nbytes, WB))
 
-        # Output side: the chunk at the head of the FIFO becomes one TLP.
-        c_addr = chunk_fifo.r_data[:64]
-        c_len = chunk_fifo.r_data[64:77]
-        c_last = chunk_fifo.r_data[77]
-        c_drop = chunk_fifo.r_data[78]
-        c_status = chunk_fifo.r_data[79:79 + STATUS_BITS]
+        # Output side: the chunk at the head of the FIFO becomes one TLP. Its
+        # first beat is described by the record; each later beat by registers
+        # set as the previous one goes (bytes left, bytes and DWORD-padded
+        # bytes of the next beat, whether it ends the TLP).
+        c = chunk_l(chunk_fifo.r_data)
         o_started = Signal()
         o_rem = Signal(13)
         o_pad = Signal(14)
-        dws, first_be, last_be = request_bes(m, c_addr[:2], c_len, 13)
-        cur_rem = Mux(o_started, o_rem, c_len)
-        off = Mux(o_started, 0, c_addr[:2])
+        o_take = Signal(LB + 1)
+        o_eop = Signal()
+        o_nbytes = Signal(LB + 1)
+        cur_rem = Mux(o_started, o_rem, c.len)
+        off = Mux(o_started, 0, c.addr[:2])
         take = Signal(LB + 1)
-        m.d.comb += take.eq(Mux(cur_rem < WB - off, cur_rem, WB - off))
-        is_eop = take == cur_rem
-        pad = Mux(o_started, o_pad, dws << 2)
+        m.d.comb += take.eq(Mux(o_started, o_take, c.take))
+        is_eop = Mux(o_started, o_eop, c.eop)
+        pad = Mux(o_started, o_pad, c.dws << 2)
         have = chunk_fifo.r_rdy & (cnt >= take)
-        zero_op = chunk_fifo.r_rdy & (c_len == 0)
-        # A request's last TLP starts only when its status will have room: once
-        # started, a TLP never waits on the status FIFO (it holds the link).
-        resp_ok = ~(~o_started & c_last) | resp_fifo.w_rdy
+        zero_op = chunk_fifo.r_rdy & c.zero
 
-        o = self.o_tlp.payload
+        # Statuses. The TLPs go to the arbiter through a register slice, and a
+        # request's status is written only as its last TLP's last beat leaves
+        # the slice (passes into the arbiter), so nothing the client does
+        # after the status can overtake the data. A status slot is reserved
+        # as a request's last TLP starts (once started, a TLP never waits for
+        # one); a refused or empty request, whose status is written at once,
+        # waits until no status is still inside the slice, so statuses stay
+        # in request order.
+        room = Signal(range(RESP_DEPTH + 1), init=RESP_DEPTH)   # status slots neither filled nor reserved
+        in_slice = Signal(2)          # statuses reserved by TLPs still inside the slice
+        immediate = ~c.send
+        resp_ok = ~(~o_started & c.last) | ((room != 0) & (~immediate | (in_slice == 0)))
+
+        sl = m.submodules.o_slice = RegisterSlice(data.StructLayout({
+            "tlp": self.o_tlp.payload.shape(), "done": 1, "status": STATUS_BITS}))
+        t = sl.i_stream
+        o = t.payload.tlp
         h = o.hdr.req
         shifted = Signal(W)
-        m.d.comb += shifted.eq(acc[:W] << (off << 3))
-        m.d.comb += mem_request_header(h, addr=c_addr, dws=dws, first_be=first_be, last_be=last_be,
+        keep = Signal(W)
+        m.d.comb += keep.eq(Cat(*[Mux(take > j, Const(0xFF, 8), Const(0, 8)) for j in range(WB)]))
+        m.d.comb += shifted.eq((acc[:W] & keep) << (off << 3))
+        m.d.comb += mem_request_header(h, addr=c.addr, dws=c.dws, first_be=c.first_be, last_be=c.last_be,
                                        requester_id=self.cfg.requester_id, write=True)
         m.d.comb += [
             o.data.eq(shifted),
-            o.nbytes.eq(Mux(pad > WB, WB, pad)),
+            o.nbytes.eq(Mux(o_started, o_nbytes, c.nbytes)),
             o.sop.eq(~o_started),
             o.eop.eq(is_eop),
-            self.o_tlp.valid.eq(have & ~c_drop & (c_len != 0) & resp_ok),
+            t.payload.done.eq(is_eop & c.last),
+            t.payload.status.eq(c.status),
+            t.valid.eq(have & c.send & resp_ok),
         ]
+        m.d.comb += [self.o_tlp.payload.eq(sl.o_stream.payload.tlp), self.o_tlp.valid.eq(sl.o_stream.valid),
+                     sl.o_stream.ready.eq(self.o_tlp.ready)]
         out_fire = Signal()
-        m.d.comb += out_fire.eq((self.o_tlp.valid & self.o_tlp.ready)
-                                | (have & c_drop & (c_len != 0) & resp_ok))
-        m.d.comb += st.tlps.eq(self.o_tlp.valid & self.o_tlp.ready & ~o_started)
+        m.d.comb += out_fire.eq(have & resp_ok & ~c.zero & (t.ready | c.drop))
+        m.d.comb += st.tlps.eq(t.valid & t.ready & ~o_started)
 
-        with m.If(zero_op & resp_fifo.w_rdy):
-            m.d.comb += [chunk_fifo.r_en.eq(1), resp_fifo.w_en.eq(1), resp_fifo.w_data.eq(c_status),
-                         st.ops.eq(1)]
+        passed = sl.o_stream.valid & sl.o_stream.ready & sl.o_stream.payload.done
+        reserve = Signal()
+        direct = Signal()
+        m.d.comb += reserve.eq((out_fire & ~o_started & c.last) | (zero_op & resp_ok))
+        with m.If(zero_op & resp_ok):
+            m.d.comb += [chunk_fifo.r_en.eq(1), direct.eq(1), st.ops.eq(1)]
         with m.If(out_fire):
             with m.If(is_eop):
                 m.d.comb += chunk_fifo.r_en.eq(1)
                 m.d.sync += o_started.eq(0)
-                with m.If(c_last):
-                    m.d.comb += [resp_fifo.w_en.eq(1), resp_fifo.w_data.eq(c_status), st.ops.eq(1)]
+                with m.If(c.last):
+                    m.d.comb += st.ops.eq(1)
+                    with m.If(c.drop):
+                        m.d.comb += direct.eq(1)
             with m.Else():
-                m.d.sync += [o_started.eq(1), o_rem.eq(cur_rem - take), o_pad.eq(pad - WB)]
+                left = Signal(13)
+                m.d.comb += left.eq(cur_rem - take)
+                m.d.sync += [o_started.eq(1), o_rem.eq(left), o_take.eq(Mux(left < WB, left, WB)),
+                             o_eop.eq(left <= WB), o_pad.eq(pad - WB),
+                             o_nbytes.eq(Mux(pad - WB > WB, WB, pad - WB))]
+        m.d.comb += [resp_fifo.w_en.eq(direct | passed), resp_fifo.w_data.eq(Mux(passed, sl.o_stream.payload.status,
+                                                                                  c.status))]
+        m.d.sync += [room.eq(room - reserve + (self.resp.valid & self.resp.ready)),
+                     in_slice.eq(in_slice + (reserve & ~immediate) - passed)]
 
-        # Register update: drop what went out, append what came in.
+        # Register update: what comes in goes in at byte ``cnt`` (a register,
+        # so that shift runs beside the output's decision), then what went out
+        # is shifted off. Bytes at and above ``cnt`` are don't-care: a beat
+        # not taken leaves only such bytes behind, and the TLP's bytes past
+        # what it takes are cleared on the way out.
         out_take = Signal(LB + 1)
         m.d.comb += out_take.eq(Mux(out_fire, take, 0))
         cnt_after = Signal(LB + 2)
         m.d.comb += cnt_after.eq(cnt - out_take)
         m.d.comb += self.data.ready.eq(cnt_after <= WB)
         in_fire = self.data.valid & self.data.ready
-        in_mask = Signal(W)
-        m.d.comb += in_mask.eq(Cat(*[Mux(j < in_bytes, Const(0xFF, 8), Const(0, 8)) for j in range(WB)]))
-        appended = Signal(2 * W)
-        m.d.comb += appended.eq(Mux(in_fire, (self.data.payload.data & in_mask), 0) << (cnt_after << 3))
-        kept = Signal(2 * W)
-        m.d.comb += kept.eq(acc >> (out_take << 3))
-        m.d.sync += [acc.eq(kept | appended), cnt.eq(cnt_after + Mux(in_fire, in_bytes, 0))]
-
+        placed = Signal(3 * W)
+        m.d.comb += placed.eq(self.data.payload.data << (cnt << 3))
+        merged = Signal(3 * W)
+        m.d.comb += merged.eq(Cat(*[Mux(cnt > j, acc.word_select(j, 8) if j < 2 * WB else Const(0, 8),
+                                        placed.word_select(j, 8)) for j in range(3 * WB)]))
+        m.d.sync += [acc.eq((merged >> (out_take << 3))[:2 * W]), cnt.eq(cnt_after + Mux(in_fire, in_bytes, 0))]
         m.d.comb += [
             self.resp.valid.eq(resp_fifo.r_rdy),
             self.resp.payload.status.eq(resp_fifo.r_data),
             resp_fifo.r_en.eq(self.resp.ready),
-            self.busy.eq(sp_act | chunk_fifo.r_rdy | o_started
-                         | (cnt != 0) | resp_fifo.r_rdy),
+            self.busy.eq(sp_act | chunk_fifo.r_rdy | o_started | (cnt != 0) | resp_fifo.r_rdy
+                         | sl.o_stream.valid | (in_slice != 0)),
         ]
         return m

@@ -4,7 +4,9 @@ Each counter keeps a small pending count in flip-flops; a sweep visits one
 counter per cycle and adds its pending count into the 32-bit value in the
 memory, so that a counter is visited every ``n`` cycles and its pending count
 never exceeds ``n``. A read adds the pending count of that moment, so it is
-exact. Values saturate at 2**32 - 1. ``clear`` zeroes every counter at once:
+exact. An event is counted from the cycle after its pulse (the pulses are
+registered on the way in, so that no event's logic reaches the counters in
+its own cycle). Values saturate at 2**32 - 1. ``clear`` zeroes every counter at once:
 the memory entries are marked stale (read as 0) until the sweep rewrites them.
 """
 
@@ -18,7 +20,7 @@ __all__ = ["CounterTable"]
 
 class CounterTable(wiring.Component):
     """
-    inc     In(n): one count for each counter whose bit is high this cycle
+    inc     In(n): one count for each counter whose bit is high this cycle (seen from the next)
     clear   In(1): zero every counter
     r_stb   In(1), r_addr In: read counter ``r_addr``; ``r_data`` holds it on the next cycle
     r_data  Out(32)
@@ -36,6 +38,8 @@ class CounterTable(wiring.Component):
         n = self._n
         P = n.bit_length() + 1
         pend = [Signal(P, name=f"pend{k}") for k in range(n)]
+        inc = Signal(n)
+        m.d.sync += inc.eq(self.inc)
         stale = Signal(n, init=(1 << n) - 1)       # after reset too: a memory keeps its contents
         # Block RAM: the sweep reads the counter after the one it writes, and a
         # read of the counter being written takes the sweep's new value (so no
@@ -64,9 +68,9 @@ class CounterTable(wiring.Component):
             with m.If(self.clear):
                 m.d.sync += pend[k].eq(0)
             with m.Elif(j == k):
-                m.d.sync += pend[k].eq(self.inc[k])
+                m.d.sync += pend[k].eq(inc[k])
             with m.Else():
-                m.d.sync += pend[k].eq(pend[k] + self.inc[k])
+                m.d.sync += pend[k].eq(pend[k] + inc[k])
 
         # Reads: the memory's value (unless stale) plus the pending count, both of the read's cycle.
         r_pend = Signal(P)

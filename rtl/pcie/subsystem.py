@@ -127,9 +127,10 @@ class PcieSubsystem(wiring.Component):
 
         # Host-bound traffic. The MMIO, MSI and DMA read sources reach the arbiter
         # through small FIFOs, so that no combinational path runs from one
-        # source's valid to another's ready. The DMA write engine connects
-        # directly: it reports a write done only when its last TLP has passed the
-        # arbiter into the in-order output FIFO, so an MSI or a register read that
+        # source's valid to another's ready. The DMA write engine's TLPs
+        # leave it through its own register slice: it reports a write done
+        # only when its last TLP has passed from that slice into the arbiter
+        # and so into the in-order output FIFO, so an MSI or a register read that
         # follows can never overtake the data (PCIe ordering: completions and
         # posted writes must not pass posted writes). The slices of engines that
         # a soft reset resets are reset with them (the drain has made sure the

@@ -209,6 +209,14 @@ class DescQueues(wiring.Component):
         # before the queue runs: no reader needs the value of the cycle it is
         # written (block RAM, read without bypass logic).
         m.submodules.cfg_mem = cfg_mem = block_memory(shape=cfg_l, depth=Q)
+        # The engines' copy of what they need of it (generation, completion
+        # queue), written with it: a block RAM's output comes too late in the
+        # cycle for the completion-slot look-up and the engines' decisions
+        # behind it, so at up to 64 queues it is distributed RAM, read into a
+        # register.
+        eng_l = data.StructLayout({"gen": 8, "cq": 8})
+        m.submodules.eng_cfg_mem = eng_cfg_mem = block_memory(
+            shape=eng_l, depth=Q, style="distributed" if Q <= 64 else "block")
         m.submodules.tail_mem = tail_mem = Memory(shape=16, depth=Q, init=[])
         m.submodules.fetch_mem = fetch_mem = Memory(shape=16, depth=Q, init=[])
         # The arrival path's entry in three memories, for their readers: the
@@ -230,6 +238,9 @@ class DescQueues(wiring.Component):
             m.submodules[f"cache_{sn}"] = cache[side]
             m.submodules[f"chains_{sn}"] = info[side]
         cfg_wp = cfg_mem.write_port()
+        eng_cfg_wp = eng_cfg_mem.write_port()
+        m.d.comb += [eng_cfg_wp.addr.eq(cfg_wp.addr), eng_cfg_wp.en.eq(cfg_wp.en),
+                     eng_cfg_wp.data.gen.eq(cfg_wp.data.gen), eng_cfg_wp.data.cq.eq(cfg_wp.data.cq)]
         tail_wp = tail_mem.write_port()
         fetch_wp = fetch_mem.write_port()
         acc_wp = acc_mem.write_port()
@@ -553,7 +564,7 @@ class DescQueues(wiring.Component):
             m.d.sync += sel_q.eq(port.sel)
             rd = cache[side].read_port(transparent_for=(cache_wp[side],))
             ird = info[side].read_port(transparent_for=(info_wp[side],))
-            e_cfg = sync_read(m, cfg_mem, Cat(port.sel, Const(side, 1)), name=f"e_cfg_{sn}")
+            e_cfg = sync_read(m, eng_cfg_mem, Cat(port.sel, Const(side, 1)), name=f"e_cfg_{sn}")
             e_chw_rd = chw_mem.read_port(transparent_for=(chw_wp,))
             shown_cfg.append(e_cfg)
             same = port.pop & (port.sel == sel_q)

@@ -138,13 +138,15 @@ def test_mac_rx_flags_bad_fcs_runts_and_oversize(width, seed):
         f[rng.randrange(n)] ^= 1 << rng.randrange(8)
         return bytes(f)
 
+    # Every length of a short last beat, for good and bad frames.
+    tails = [64 + k for k in range(wb)]
     cases = []
-    for _ in range(30):
+    for _ in range(80):
         kind = rng.choice(["ok", "fcs", "runt", "oversize"])
         if kind == "ok":
-            cases.append((good(rng.choice([64, 65, 64 + wb * 3, MAX_FRAME])), RxError.OK))
+            cases.append((good(rng.choice(tails + [64 + wb * 3, MAX_FRAME])), RxError.OK))
         elif kind == "fcs":
-            cases.append((bad_fcs(rng.choice([64, 200, MAX_FRAME])), RxError.BAD_FCS))
+            cases.append((bad_fcs(rng.choice(tails + [200, MAX_FRAME])), RxError.BAD_FCS))
         elif kind == "runt":
             cases.append((good(rng.choice([5, 17, 63])), RxError.RUNT))   # good FCS, too short
         else:

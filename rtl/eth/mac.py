@@ -19,7 +19,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..streams import bytes_layout
-from .crc import INIT, RESIDUE, crc32_beat
+from .crc import INIT, FcsCheck, crc32_beat
 
 __all__ = ["MIN_FRAME", "WIRE_OVERHEAD", "RxError", "rx_frame_layout", "MacTx", "MacRx"]
 
@@ -156,7 +156,9 @@ class MacRx(wiring.Component):
     destination address's last byte modulo ``2 ** queue_bits``.
 
     i_wire   In(stream(bytes_layout)): always ready
-    o_frame  Out(stream(rx_frame_layout)): may not stall (the receive FIFO drops)
+    o_frame  Out(stream(rx_frame_layout)): may not stall (the receive FIFO drops);
+             ``FcsCheck.latency`` + 1 cycles behind ``i_wire`` (the check, and
+             one beat held back to cut the FCS off)
     """
 
     def __init__(self, data_width, queue_bits, max_frame):
@@ -173,18 +175,20 @@ class MacRx(wiring.Component):
         W, WB = self._w, self._w // 8
         LB = WB.bit_length() - 1
         qb = self._qb
-        m.d.comb += self.i_wire.ready.eq(1)
-        beat = self.i_wire.payload
-        fire = self.i_wire.valid
+        # The FCS is checked over the cycles after a frame's last beat; the
+        # frames reach the logic below that many cycles late, with the result.
+        m.submodules.fcs = fcs = FcsCheck(W)
+        m.d.comb += [fcs.i.valid.eq(self.i_wire.valid), fcs.i.payload.eq(self.i_wire.payload),
+                     self.i_wire.ready.eq(1)]
+        beat = fcs.o.payload
+        fire = fcs.o.valid
 
-        crc = Signal(32, init=INIT)
         length = Signal(15)
         in_frame = Signal()
         queue = Signal(max(qb, 1))
-        crc_next = crc32_beat(m, crc, beat.data, beat.nbytes, WB)
         new_len = length + beat.nbytes
         with m.If(fire):
-            m.d.sync += [crc.eq(Mux(beat.last, INIT, crc_next)), in_frame.eq(~beat.last),
+            m.d.sync += [in_frame.eq(~beat.last),
                          length.eq(Mux(beat.last, 0, Mux(new_len > 16383, 16383, new_len)))]
             if qb:
                 with m.If(~in_frame):
@@ -202,7 +206,7 @@ class MacRx(wiring.Component):
         err = Signal(2)
         m.d.comb += err.eq(Mux(new_len < MIN_FRAME, RxError.RUNT,
                                Mux(new_len > self._max, RxError.OVERSIZE,
-                                   Mux(crc_next != RESIDUE, RxError.BAD_FCS, RxError.OK))))
+                                   Mux(~fcs.ok, RxError.BAD_FCS, RxError.OK))))
         q_now = Mux(in_frame, queue, beat.data[40:40 + qb]) if qb else Const(0, 1)
         strip = (4 - beat.nbytes)[:LB + 1]   # FCS bytes in the held beat when the last beat is short
 

@@ -53,7 +53,7 @@ from ..dma.mux import DmaWriteClient
 from ..lib.arbiter import round_robin
 from ..lib.flags import FlagBits, passed
 from ..lib.peek import PeekFifo
-from ..lib.ram import block_memory, sync_read
+from ..lib.ram import state_memory, sync_read
 from .common import cpl_req_layout
 from .desc import RETIRE_PORTS, CqClaimSignature, RetireSignature
 from .layouts import CPL_BYTES, Completion
@@ -124,7 +124,7 @@ class CplWriter(wiring.Component):
         # The configuration is written only as an incarnation starts, when no
         # record or interrupt decision is for the queue: block RAM, read
         # without bypass logic.
-        m.submodules.ccfg_mem = ccfg_mem = block_memory(shape=ccfg_l, depth=C)
+        m.submodules.ccfg_mem = ccfg_mem = state_memory(shape=ccfg_l, depth=C)
         m.submodules.prod_mem = prod_mem = Memory(shape=16, depth=C, init=[])
         m.submodules.done_mem = done_mem = Memory(shape=16, depth=C, init=[])
         m.submodules.cons_mem = cons_mem = Memory(shape=16, depth=C, init=[])

@@ -77,7 +77,7 @@ from ..lib.stream import StreamFifo
 from ..lib.arbiter import round_robin
 from ..lib.flags import FlagBits, passed
 from ..lib.peek import PeekFifo
-from ..lib.ram import block_memory, sync_read
+from ..lib.ram import state_memory, sync_read
 from .common import ERROR_CHAIN_TOO_LONG, protection_ok
 from .layouts import DESC_BYTES, Descriptor, DescFlags, QueueStatus
 
@@ -207,16 +207,11 @@ class DescQueues(wiring.Component):
         info_l = data.StructLayout({"len": DB + 1, "err": 4, "bytes": 16, "index": 16})
         # The configuration is written only as an incarnation starts, a cycle
         # before the queue runs: no reader needs the value of the cycle it is
-        # written (block RAM, read without bypass logic).
-        m.submodules.cfg_mem = cfg_mem = block_memory(shape=cfg_l, depth=Q)
-        # The engines' copy of what they need of it (generation, completion
-        # queue), written with it: a block RAM's output comes too late in the
-        # cycle for the completion-slot look-up and the engines' decisions
-        # behind it, so at up to 64 queues it is distributed RAM, read into a
-        # register.
-        eng_l = data.StructLayout({"gen": 8, "cq": 8})
-        m.submodules.eng_cfg_mem = eng_cfg_mem = block_memory(
-            shape=eng_l, depth=Q, style="distributed" if Q <= 64 else "block")
+        # written, so it is read without bypass logic (distributed RAM in the
+        # default build, where its registered reads start the engines'
+        # completion-slot look-ups and the fetcher's decisions; block RAM for
+        # hundreds of queues).
+        m.submodules.cfg_mem = cfg_mem = state_memory(shape=cfg_l, depth=Q)
         m.submodules.tail_mem = tail_mem = Memory(shape=16, depth=Q, init=[])
         m.submodules.fetch_mem = fetch_mem = Memory(shape=16, depth=Q, init=[])
         # The arrival path's entry in three memories, for their readers: the
@@ -230,17 +225,15 @@ class DescQueues(wiring.Component):
         for side, sn in enumerate(("tx", "rx")):
             # The engine's head entry: its readers take it a cycle late (the
             # fetcher and the doorbell check only see less room, never more),
-            # so block RAM without bypass logic.
-            head_mem.append(block_memory(shape=head_l, depth=N))
+            # so it is read without bypass logic; a pop in the cycle of their
+            # read comes from a register (``head_after_read``).
+            head_mem.append(state_memory(shape=head_l, depth=N))
             cache.append(Memory(shape=Descriptor, depth=N * D, init=[]))
             info.append(Memory(shape=info_l, depth=N * D, init=[]))
             m.submodules[f"head_{sn}"] = head_mem[side]
             m.submodules[f"cache_{sn}"] = cache[side]
             m.submodules[f"chains_{sn}"] = info[side]
         cfg_wp = cfg_mem.write_port()
-        eng_cfg_wp = eng_cfg_mem.write_port()
-        m.d.comb += [eng_cfg_wp.addr.eq(cfg_wp.addr), eng_cfg_wp.en.eq(cfg_wp.en),
-                     eng_cfg_wp.data.gen.eq(cfg_wp.data.gen), eng_cfg_wp.data.cq.eq(cfg_wp.data.cq)]
         tail_wp = tail_mem.write_port()
         fetch_wp = fetch_mem.write_port()
         acc_wp = acc_mem.write_port()
@@ -322,12 +315,26 @@ class DescQueues(wiring.Component):
         pop_wr_q = [Signal(NB, name="pop_q_tx"), Signal(NB, name="pop_q_rx")]
         pop_wr_head = [Signal(16, name="pop_head_tx"), Signal(16, name="pop_head_rx")]
         d_fetch = Mux(f_commit & (f_commit_q == d_q), f_new, d_fetch_rd.data)
-        d_head_e = head_l(Mux(side_of(d_q), d_head_rd[1], d_head_rd[0]))
-        d_head = Signal(16)
-        m.d.comb += d_head.eq(head_of(d_head_e, d_cfg.gen))
-        for side in range(2):
-            with m.If(pop_wr[side] & (side_of(d_q) == side) & (pop_wr_q[side] == within(d_q))):
-                m.d.comb += d_head.eq(pop_wr_head[side])
+
+        def head_after_read(q, entries, gen, name):
+            """The head of queue ``q`` from its entry read last cycle: a pop
+            of ``q`` in the cycle of the read (whose write the block RAM
+            cannot return) is taken from a register instead. A pop in this
+            cycle is not seen: the head is a pop behind, which only ever
+            shows less room (no host can know of a pop that early)."""
+            now = Signal(name=f"{name}_pop_now")
+            hit = Signal(name=f"{name}_pop_hit")
+            popped = Signal(16, name=f"{name}_pop_head")
+            m.d.comb += now.eq((pop_wr[0] & ~side_of(q) & (pop_wr_q[0] == within(q)))
+                               | (pop_wr[1] & side_of(q) & (pop_wr_q[1] == within(q))))
+            m.d.sync += [hit.eq(now), popped.eq(Mux(side_of(q), pop_wr_head[1], pop_wr_head[0]))]
+            read_side = Signal(name=f"{name}_side")
+            m.d.sync += read_side.eq(side_of(q))
+            out = Signal(16, name=f"{name}_head")
+            m.d.comb += out.eq(Mux(hit, popped, head_of(head_l(Mux(read_side, entries[1], entries[0])), gen)))
+            return out
+
+        d_head = head_after_read(a_q, d_head_rd, d_cfg.gen, "d")
         ahead = (d_tail - d_head)[:16]
         fetched = (d_fetch - d_head)[:16]
         # Between what was fetched and a full ring ahead of the head.
@@ -363,7 +370,7 @@ class DescQueues(wiring.Component):
         b_q = Signal(QB)
         m.d.sync += [b_valid.eq(p_valid), b_q.eq(p_q)]
         f_fetch = f_fetch_rd.data
-        f_head = head_of(head_l(Mux(side_of(b_q), f_head_rd[1], f_head_rd[0])), f_cfg.gen)
+        f_head = head_after_read(p_q, f_head_rd, f_cfg.gen, "f")
         f_size = size_of(f_cfg.log)
         pending = Signal(17)
         to_end = Signal(17)
@@ -417,7 +424,12 @@ class DescQueues(wiring.Component):
             m.d.comb += [fetch_wp.addr.eq(clr_q), fetch_wp.data.eq(0), fetch_wp.en.eq(1), clr_done[1].eq(1)]
         pend.clear(f_commit & (pending == n_fetch), b_q)
         pend.clear(live & (pending == 0), b_q)
-        starved.set(live & (pending != 0) & ~fits, b_q)
+        # Not starved by a head a pop behind: a pop of the queue in this very
+        # cycle (whose clear the set would override) may have freed the room,
+        # and if it took the last cached chain no later pop would clear it.
+        pop_b = ((pop_wr[0] & ~side_of(b_q) & (pop_wr_q[0] == within(b_q)))
+                 | (pop_wr[1] & side_of(b_q) & (pop_wr_q[1] == within(b_q))))
+        starved.set(live & (pending != 0) & ~fits & ~pop_b, b_q)
 
         # ------------------------------------------------------------- arrival
         # Descriptors arrive as a packed byte stream; take 16 bytes at a time.
@@ -564,7 +576,7 @@ class DescQueues(wiring.Component):
             m.d.sync += sel_q.eq(port.sel)
             rd = cache[side].read_port(transparent_for=(cache_wp[side],))
             ird = info[side].read_port(transparent_for=(info_wp[side],))
-            e_cfg = sync_read(m, eng_cfg_mem, Cat(port.sel, Const(side, 1)), name=f"e_cfg_{sn}")
+            e_cfg = sync_read(m, cfg_mem, Cat(port.sel, Const(side, 1)), name=f"e_cfg_{sn}")
             e_chw_rd = chw_mem.read_port(transparent_for=(chw_wp,))
             shown_cfg.append(e_cfg)
             same = port.pop & (port.sel == sel_q)

@@ -110,24 +110,36 @@ class StreamFifo(wiring.Component):
 
 
 class RegisterSlice(wiring.Component):
-    """A register stage on a stream at full throughput (a skid buffer): the
-    output's ``valid`` and payload and the input's ``ready`` all come from
-    flip-flops, so no combinational path crosses it in either direction. It
-    adds one cycle of latency and holds up to two transfers: the output
-    register, and a skid register that catches the transfer accepted in the
-    cycle the output stalls.
+    """A register stage on a stream at full throughput. As a skid buffer (the
+    default) the output's ``valid`` and payload and the input's ``ready`` all
+    come from flip-flops, so no combinational path crosses it in either
+    direction; it holds up to two transfers: the output register, and a skid
+    register that catches the transfer accepted in the cycle the output
+    stalls. With ``skid=False`` it is a forward register: ``valid`` and
+    payload from flip-flops, but the input's ``ready`` is the output's
+    ``ready`` or an empty output register, combinationally (no multiplexer
+    per payload bit): for sinks whose ``ready`` comes from flip-flops. Either
+    adds one cycle of latency.
 
     i_stream  In(stream(layout))
     o_stream  Out(stream(layout))
     """
 
-    def __init__(self, layout):
+    def __init__(self, layout, *, skid=True):
+        self._skid = skid
         sig = stream.Signature(layout)
         super().__init__({"i_stream": In(sig), "o_stream": Out(sig)})
 
     def elaborate(self, platform):
         m = Module()
         i, o = self.i_stream, self.o_stream
+        if not self._skid:
+            m.d.comb += i.ready.eq(~o.valid | o.ready)
+            with m.If(i.ready):
+                m.d.sync += o.valid.eq(i.valid)
+                with m.If(i.valid):
+                    m.d.sync += o.payload.eq(i.payload)
+            return m
         skid = Signal.like(i.payload)
         skid_full = Signal()
         m.d.comb += i.ready.eq(~skid_full)
@@ -143,11 +155,12 @@ class RegisterSlice(wiring.Component):
         return m
 
 
-def register_slice(m, name, source, sink, *, domain_reset=None):
+def register_slice(m, name, source, sink, *, domain_reset=None, skid=True):
     """Put a :class:`RegisterSlice` named ``name`` between the stream port
     ``source`` (an output) and ``sink`` (an input); ``domain_reset`` wraps it
-    in a ``ResetInserter`` with that signal. Returns the slice."""
-    s = RegisterSlice(source.payload.shape())
+    in a ``ResetInserter`` with that signal; ``skid=False`` makes it a
+    forward register. Returns the slice."""
+    s = RegisterSlice(source.payload.shape(), skid=skid)
     m.submodules[name] = s if domain_reset is None else ResetInserter(domain_reset)(s)
     connect(m, source, s.i_stream)
     connect(m, s.o_stream, sink)

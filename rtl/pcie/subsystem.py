@@ -178,14 +178,14 @@ class PcieSubsystem(wiring.Component):
         status_wait = 0
         for (name, port), client in zip(self._write_clients, wr_mux.clients()):
             register_slice(m, f"wr_req_{name}", flipped(port.req), client.req, domain_reset=rst)
-            register_slice(m, f"wr_data_{name}", flipped(port.data), client.data, domain_reset=rst)
+            register_slice(m, f"wr_data_{name}", flipped(port.data), client.data, domain_reset=rst, skid=False)
             register_slice(m, f"wr_resp_{name}", client.resp, flipped(port.resp), domain_reset=rst)
             status_wait = status_wait | (port.resp.valid & ~port.resp.ready)
         # Between the multiplexers and the engines, register slices too: the
         # round robins and the engines' own decisions are in different cycles.
-        register_slice(m, "rd_mux_req", rd_mux.engine.req, dma_rd.req, domain_reset=rst)
-        register_slice(m, "rd_mux_data", dma_rd.resp, rd_mux.engine.data, domain_reset=rst)
-        register_slice(m, "wr_mux_req", wr_mux.engine.req, dma_wr.req, domain_reset=rst)
+        register_slice(m, "rd_mux_req", rd_mux.engine.req, dma_rd.req, domain_reset=rst, skid=False)
+        register_slice(m, "rd_mux_data", dma_rd.resp, rd_mux.engine.data, domain_reset=rst, skid=False)
+        register_slice(m, "wr_mux_req", wr_mux.engine.req, dma_wr.req, domain_reset=rst, skid=False)
         register_slice(m, "wr_mux_data", wr_mux.engine.data, dma_wr.data, domain_reset=rst)
         connect(m, dma_wr.resp, wr_mux.engine.resp)
         request = 0

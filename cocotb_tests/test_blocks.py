@@ -614,14 +614,16 @@ def test_transmit_engine_sends_every_chain_once_in_order(width, seed):
     """The transmit engine alone: four queues of chains of one to three
     buffers (some refused by the descriptor checks, some longer than
     max_frame), completion slots that come and go, a DMA read model that
-    stalls requests and data and answers late, a MAC that pauses and a
-    completion writer that pauses. Every chain is claimed once and popped
+    stalls requests and data and answers late, a MAC that pauses often behind
+    the smallest frame buffer, and a completion writer that pauses. Every chain is claimed once and popped
     once; every good chain's frame carries its buffers' bytes in order; every
     chain completes once, per queue in ring order, with its status and length;
     refused chains are never read; nothing is sent for them."""
     from rtl.queues.tx import TxEngine
     rng = random.Random(seed)
-    cfg = NicConfig(data_width=width, num_queues=4, desc_cache=8, max_frame=2000)
+    # The smallest frame buffer allowed (two maximum frames) and a slow MAC,
+    # so that chains wait for room and a frame admitted without it is lost.
+    cfg = NicConfig(data_width=width, num_queues=4, desc_cache=8, max_frame=2000, tx_fifo=4096)
     WB, N = cfg.beat_bytes, cfg.num_queues
     m = Module()
     m.submodules.txe = txe = TxEngine(cfg)
@@ -666,7 +668,7 @@ def test_transmit_engine_sends_every_chain_once_in_order(width, seed):
             cur.clear()
 
     async def mac(ctx):
-        await sink(ctx, rng, txe.o_frame, 0.7, beat)
+        await sink(ctx, rng, txe.o_frame, 0.3, beat)
 
     async def writer(ctx):
         await sink(ctx, rng, txe.cpl, 0.5,

@@ -77,8 +77,9 @@ class DmaWriteEngine(wiring.Component):
             "dws": 11, "first_be": 4, "last_be": 4, "take": LB + 1, "eop": 1, "nbytes": LB + 1,
             "zero": 1, "send": 1,
         })
-        # In distributed RAM: its head is a register, not a block RAM's output.
-        chunk_fifo = m.submodules.chunk_fifo = BufferedFifo(width=chunk_l.size, depth=4, ram_style="distributed")
+        # Block RAM (in distributed RAM it takes some 170 logic cells, and
+        # saves 4.6 ns on a path that is not the longest).
+        chunk_fifo = m.submodules.chunk_fifo = BufferedFifo(width=chunk_l.size, depth=4)
         resp_fifo = m.submodules.resp_fifo = fifo.SyncFIFOBuffered(width=STATUS_BITS, depth=RESP_DEPTH)
 
         sp_act = Signal()

@@ -109,9 +109,12 @@ class EthPort(wiring.Component):
         connect(m, rx_buf.o_meta, classify.i_meta)
         connect(m, rx_buf.o_pkt, classify.i_frame)
         # Register slices towards the queues: the receive buffer's output and
-        # the classifier's decision are not in the receive engine's cycle.
+        # the classifier's decision are not in the receive engine's cycle (the
+        # frames' a forward register: the receive engine's frame ready is its
+        # DMA data port's, which comes from registers).
         register_slice(m, "rx_meta_slice", classify.o_meta, flipped(self.o_meta), domain_reset=self.core_rst)
-        register_slice(m, "rx_frame_slice", classify.o_frame, flipped(self.o_frame), domain_reset=self.core_rst)
+        register_slice(m, "rx_frame_slice", classify.o_frame, flipped(self.o_frame), domain_reset=self.core_rst,
+                       skid=False)
         connect(m, classify.e_meta, flipped(self.e_meta))
         connect(m, classify.e_frame, flipped(self.e_frame))
         m.d.comb += classify.match.eq(self.engine_ethertype)

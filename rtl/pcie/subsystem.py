@@ -126,8 +126,9 @@ class PcieSubsystem(wiring.Component):
         connect(m, tx_fifo.o_stream, flipped(self.o_tlp))
 
         # Host-bound traffic. The MMIO, MSI and DMA read sources reach the arbiter
-        # through small FIFOs, so that no combinational path runs from one
-        # source's valid to another's ready. The DMA write engine's TLPs
+        # through forward registers, so that no combinational path runs from
+        # one source's valid to another's ready (the arbiter's grant looks
+        # only at the registers' valids; the registers cost no logic per bit). The DMA write engine's TLPs
         # leave it through its own register slice: it reports a write done
         # only when its last TLP has passed from that slice into the arbiter
         # and so into the in-order output FIFO, so an MSI or a register read that
@@ -137,10 +138,8 @@ class PcieSubsystem(wiring.Component):
         # arbiter is not inside one of their packets).
         sources = (mmio.o_tlp, msi.o_tlp, dma_rd.o_tlp)
         for k, src in enumerate(sources):
-            slice_ = StreamFifo(tlp_beat_layout(W), 4)
-            m.submodules[f"tx_slice{k}"] = slice_ if k == 0 else ResetInserter(rst)(slice_)
-            connect(m, src, slice_.i_stream)
-            connect(m, slice_.o_stream, arb.inputs()[k])
+            register_slice(m, f"tx_slice{k}", src, arb.inputs()[k], domain_reset=None if k == 0 else rst,
+                           skid=False)
         connect(m, dma_wr.o_tlp, arb.inputs()[len(sources)])
         connect(m, arb.o_tlp, tx_fifo.i_stream)
 
@@ -162,13 +161,17 @@ class PcieSubsystem(wiring.Component):
         connect(m, flipped(self.cfg), dma_rd.cfg, dma_wr.cfg, msi.cfg)
 
         # The registered clients. A read client's requests pass a small FIFO
+        # (block RAM: in distributed RAM each took some 130 logic cells)
         # on their way to the multiplexer, and its data a register slice, so
         # that no combinational path runs from the client's request through the
         # round robin into the engine and back to the client's ready (nor from
-        # one client into another). A write client's requests, data and
-        # statuses pass register slices (full throughput, one cycle each).
+        # one client into another). A write client's requests and data pass
+        # forward registers (the multiplexer's ready comes from its grant,
+        # which looks only at those registers, and from the engine side's
+        # registers), its statuses a register slice; full throughput, one
+        # cycle each.
         for (name, port), client in zip(self._read_clients, rd_mux.clients()):
-            reqs = StreamFifo(read_req_layout(), 4)
+            reqs = StreamFifo(read_req_layout(), 4, ram_style="block")
             m.submodules[f"rd_req_{name}"] = ResetInserter(rst)(reqs)
             connect(m, flipped(port.req), reqs.i_stream)
             connect(m, reqs.o_stream, client.req)
@@ -177,7 +180,7 @@ class PcieSubsystem(wiring.Component):
         # the slice), so that the deadlock check sees the client's first miss.
         status_wait = 0
         for (name, port), client in zip(self._write_clients, wr_mux.clients()):
-            register_slice(m, f"wr_req_{name}", flipped(port.req), client.req, domain_reset=rst)
+            register_slice(m, f"wr_req_{name}", flipped(port.req), client.req, domain_reset=rst, skid=False)
             register_slice(m, f"wr_data_{name}", flipped(port.data), client.data, domain_reset=rst, skid=False)
             register_slice(m, f"wr_resp_{name}", client.resp, flipped(port.resp), domain_reset=rst)
             status_wait = status_wait | (port.resp.valid & ~port.resp.ready)

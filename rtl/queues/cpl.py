@@ -84,10 +84,11 @@ class CplWriter(wiring.Component):
         self._config = config
         self._tables = tables
         # The ring base is read with each record; the control words when an
-        # incarnation starts.
+        # incarnation starts (a cycle after the start unit names the queue,
+        # which it does cycles before: block RAM).
         self._base_rd = tables["CQ"].read_port("BASE")
-        self._ctrl_rd = tables["CQ"].read_port("CTRL", domain="comb")
-        self._time_rd = tables["CQ"].read_port("MOD_TIME", domain="comb")
+        self._ctrl_rd = tables["CQ"].read_port("CTRL")
+        self._time_rd = tables["CQ"].read_port("MOD_TIME")
         self._enabled = tables["CQ"].flag("CTRL", "ENABLE")
         tables["CQ"].late("STATE")
         tables["CQ"].late("STATUS")

@@ -166,7 +166,9 @@ class DescQueues(wiring.Component):
         # Ring bases are read when a fetch is decided, the control word when an
         # incarnation starts.
         self._base_rd = [tables[k].read_port("BASE") for k in ("TXQ", "RXQ")]
-        self._ctrl_rd = [tables[k].read_port("CTRL", domain="comb") for k in ("TXQ", "RXQ")]
+        # CTRL is read a cycle after the start unit names the queue, which it
+        # does cycles before the queue starts (block RAM).
+        self._ctrl_rd = [tables[k].read_port("CTRL") for k in ("TXQ", "RXQ")]
         self._enabled = [tables[k].flag("CTRL", "ENABLE") for k in ("TXQ", "RXQ")]
         for k in ("TXQ", "RXQ"):
             tables[k].late("STATE")

@@ -64,7 +64,19 @@ class TxEngine(wiring.Component):
         resv = Signal(range(depth + 1))       # beats reserved for frames being read, not yet arrived
         need = Signal(range(depth + 1))
         m.d.comb += need.eq((ch.bytes + WB - 1) >> (WB.bit_length() - 1))
-        fits = (frames.level + resv + need) <= depth
+        # The room is taken from registers: last cycle's free beats less what
+        # was reserved in that cycle. Everything else that moved since (beats
+        # arriving for their reservations, beats leaving, frames dropped)
+        # only gave room back, so this is never more than there is; and the
+        # frame fits if its bytes fit in that many beats, a comparison with
+        # the chain record as it comes out of the memory.
+        avail = Signal(range(depth + 1))
+        reserved = Signal(range(depth + 1))
+        issue_first = Signal()
+        m.d.sync += [avail.eq(depth - frames.level - resv), reserved.eq(Mux(issue_first, need, 0))]
+        room_bytes = Signal(range(depth * WB + 1))
+        m.d.comb += room_bytes.eq((avail - reserved) << (WB.bit_length() - 1))
+        fits = ch.bytes <= room_bytes
         too_long = ch.bytes > cfg.max_frame - 4
 
         # ------------------------------------------------------------- schedule
@@ -95,7 +107,6 @@ class TxEngine(wiring.Component):
                      pending.w_data.eq(rec)]
         req = self.dma.req
         is_last = l_idx == ch.len - 1
-        issue_first = Signal()
         dec = Signal(range(depth + 1))       # reserved beats that have arrived
         wrote = Signal(range(depth + 1))     # beats of the head frame so far
         m.d.comb += rec.need.eq(need)

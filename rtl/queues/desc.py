@@ -318,6 +318,11 @@ class DescQueues(wiring.Component):
         pop_wr_head = [Signal(16, name="pop_head_tx"), Signal(16, name="pop_head_rx")]
         d_fetch = Mux(f_commit & (f_commit_q == d_q), f_new, d_fetch_rd.data)
 
+        def pop_of(q):
+            """An engine pops queue ``q`` this cycle."""
+            return ((pop_wr[0] & ~side_of(q) & (pop_wr_q[0] == within(q)))
+                    | (pop_wr[1] & side_of(q) & (pop_wr_q[1] == within(q))))
+
         def head_after_read(q, entries, gen, name):
             """The head of queue ``q`` from its entry read last cycle: a pop
             of ``q`` in the cycle of the read (whose write the block RAM
@@ -327,8 +332,7 @@ class DescQueues(wiring.Component):
             now = Signal(name=f"{name}_pop_now")
             hit = Signal(name=f"{name}_pop_hit")
             popped = Signal(16, name=f"{name}_pop_head")
-            m.d.comb += now.eq((pop_wr[0] & ~side_of(q) & (pop_wr_q[0] == within(q)))
-                               | (pop_wr[1] & side_of(q) & (pop_wr_q[1] == within(q))))
+            m.d.comb += now.eq(pop_of(q))
             m.d.sync += [hit.eq(now), popped.eq(Mux(side_of(q), pop_wr_head[1], pop_wr_head[0]))]
             read_side = Signal(name=f"{name}_side")
             m.d.sync += read_side.eq(side_of(q))
@@ -429,9 +433,7 @@ class DescQueues(wiring.Component):
         # Not starved by a head a pop behind: a pop of the queue in this very
         # cycle (whose clear the set would override) may have freed the room,
         # and if it took the last cached chain no later pop would clear it.
-        pop_b = ((pop_wr[0] & ~side_of(b_q) & (pop_wr_q[0] == within(b_q)))
-                 | (pop_wr[1] & side_of(b_q) & (pop_wr_q[1] == within(b_q))))
-        starved.set(live & (pending != 0) & ~fits & ~pop_b, b_q)
+        starved.set(live & (pending != 0) & ~fits & ~pop_of(b_q), b_q)
 
         # ------------------------------------------------------------- arrival
         # Descriptors arrive as a packed byte stream; take 16 bytes at a time.

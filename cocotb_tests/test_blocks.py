@@ -381,10 +381,10 @@ def test_descriptor_queues_hand_out_every_posted_chain(width, seed):
 def test_counter_table_counts_every_pulse_and_reads_exactly(seed):
     """Counters in a memory: random pulses on every counter (each busy
     counter pulsing most cycles, so its pending count is near its bound when
-    the sweep comes), reads at random moments, clears now and then. The
-    pulses are registered on the way in, so every read equals a plain count
-    of the pulses before the previous cycle, and a clear drops the pulses of
-    the cycle before it."""
+    the sweep comes), reads at random moments, clears now and then. Every
+    read equals a plain count of the pulses before the read's cycle; the
+    pulses are registered on the way in, so a clear drops the pulses of the
+    cycle before it and counts those of its own."""
     rng = random.Random(seed)
     n = 37
     m = Module()
@@ -394,7 +394,6 @@ def test_counter_table_counts_every_pulse_and_reads_exactly(seed):
 
     async def bench(ctx):
         nonlocal counts
-        arriving = 0               # last cycle's pulses, registered: counted from this cycle
         for cycle in range(6000):
             pulses = sum(1 << k for k in range(n) if rng.random() < busy[k])
             clear = rng.random() < 0.002
@@ -409,11 +408,8 @@ def test_counter_table_counts_every_pulse_and_reads_exactly(seed):
             if read:
                 got = ctx.get(t.r_data)
                 assert got == min(want, 0xFFFF_FFFF), f"cycle {cycle}: counter {k} reads {got}, counted {want}"
-            if clear:
-                counts = [0] * n
-            else:
-                counts = [c + (arriving >> i & 1) for i, c in enumerate(counts)]
-            arriving = pulses
+            base = [0] * n if clear else counts
+            counts = [c + (pulses >> i & 1) for i, c in enumerate(base)]
         ctx.set(t.r_stb, 0)
 
     simulate(m, bench)

@@ -4,9 +4,11 @@ Each counter keeps a small pending count in flip-flops; a sweep visits one
 counter per cycle and adds its pending count into the 32-bit value in the
 memory, so that a counter is visited every ``n`` cycles and its pending count
 never exceeds ``n``. A read adds the pending count of that moment, so it is
-exact. An event is counted from the cycle after its pulse (the pulses are
-registered on the way in, so that no event's logic reaches the counters in
-its own cycle). Values saturate at 2**32 - 1. ``clear`` zeroes every counter at once:
+exact. The pulses are registered on the way in (so that no event's logic
+reaches the counters in its own cycle) and a read adds the registered pulse
+too, so it still covers every event before its cycle; a clear drops the
+events of the cycle before it and counts those of its own. Values saturate
+at 2**32 - 1. ``clear`` zeroes every counter at once:
 the memory entries are marked stale (read as 0) until the sweep rewrites them.
 """
 
@@ -20,7 +22,7 @@ __all__ = ["CounterTable"]
 
 class CounterTable(wiring.Component):
     """
-    inc     In(n): one count for each counter whose bit is high this cycle (seen from the next)
+    inc     In(n): one count for each counter whose bit is high this cycle
     clear   In(1): zero every counter
     r_stb   In(1), r_addr In: read counter ``r_addr``; ``r_data`` holds it on the next cycle
     r_data  Out(32)
@@ -73,15 +75,19 @@ class CounterTable(wiring.Component):
                 m.d.sync += pend[k].eq(pend[k] + inc[k])
 
         # Reads: the memory's value (unless stale) plus the pending count, both of the read's cycle.
+        # The registered pulse of the counter read (last cycle's event, not
+        # yet in its pending count) is added too.
         r_pend = Signal(P)
+        r_inc = Signal()
         r_stale = Signal()
         r_swept = Signal()
         r_total = Signal(33)
         bus = sync_read(m, mem, self.r_addr, en=self.r_stb, name="bus")
         with m.If(self.r_stb):
             m.d.sync += [r_pend.eq(Array(pend)[self.r_addr]), r_stale.eq(stale.bit_select(self.r_addr, 1)),
-                         r_swept.eq(~self.clear & (self.r_addr == j)), r_total.eq(total)]
-        value = Signal(33)
-        m.d.comb += [value.eq(Mux(r_swept, r_total, Mux(r_stale, 0, bus) + r_pend)),
-                     self.r_data.eq(Mux(value[32], 0xFFFF_FFFF, value[:32]))]
+                         r_swept.eq(~self.clear & (self.r_addr == j)), r_total.eq(total),
+                         r_inc.eq(inc.bit_select(self.r_addr, 1))]
+        value = Signal(34)
+        m.d.comb += [value.eq(Mux(r_swept, r_total, Mux(r_stale, 0, bus) + r_pend) + r_inc),
+                     self.r_data.eq(Mux(value[32:] != 0, 0xFFFF_FFFF, value[:32]))]
         return m

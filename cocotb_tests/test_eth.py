@@ -95,9 +95,11 @@ def test_mac_tx_keeps_to_the_wire_rate(width, size):
     m = Module()
     m.submodules.tx = tx = MacTx(width)
     starts = []
+    fed = []
 
     async def src(ctx):
         await _drive_frames(ctx, tx.i_frame, [bytes(size)] * n, wb)
+        fed.append(True)
 
     async def sink(ctx):
         ctx.set(tx.o_wire.ready, 1)
@@ -109,6 +111,10 @@ def test_mac_tx_keeps_to_the_wire_rate(width, size):
                 starts.append(cycle)
             if v:
                 first = bool(p.last)
+        # The feeder's last beats go in after the last frame has started:
+        # end the simulation only once it is done (not inside its wait).
+        while not fed:
+            await ctx.tick()
 
     simulate(m, sink, src)
     # Cycles per frame: the wire rate, or the frame's beats when more (every

@@ -346,3 +346,26 @@ def test_pcie_subsystem_sizes_its_multiplexers_from_what_registered():
     assert {"rd_mux", "wr_mux", "dma_rd", "dma_wr", "msi", "mmio", "arbiter"} <= names, names
     with pytest.raises(RuntimeError, match="read client 'late' registered after the PCIe subsystem was elaborated"):
         pcie.add_read_client("late")
+
+
+def test_congestion_estimate_spreads_each_net_over_its_box():
+    from sim.congestion import estimate
+
+    def cell(x, y, outs, ins):
+        conns = {"Z": outs, "A": ins}
+        return {"attributes": {"NEXTPNR_BEL": f"X{x}/Y{y}/SLICEA"}, "connections": conns,
+                "port_directions": {"Z": "output", "A": "input"}}
+
+    netlist = {"modules": {"top": {"cells": {
+        "nic.queues.desc.a": cell(0, 0, [1, 2], []),
+        "nic.csr.b": cell(2, 0, [], [1]),
+        "nic.csr.c": cell(0, 1, [], [2]),
+        "lonely": cell(1, 1, [3], []),          # a net with one pin is not counted
+    }}}}
+    grid, nets, cells = estimate(netlist)
+    assert sorted(b for b, *_ in nets) == ["nic.queues.desc", "nic.queues.desc"]
+    wide, tall = 4 / 3, 3 / 2                 # (w + h) / (w * h): 3 x 1 and 1 x 2 boxes
+    assert grid[0] == pytest.approx([wide + tall, wide, wide])
+    assert grid[1] == pytest.approx([tall, 0, 0])
+    assert sorted(cells) == [("lonely", 1, 1), ("nic.csr.b", 2, 0), ("nic.csr.c", 0, 1),
+                             ("nic.queues.desc", 0, 0)]

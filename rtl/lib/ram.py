@@ -13,10 +13,10 @@ undefined value, and nothing is added. In simulation the register captures
 the old value, as a synchronous port would.
 """
 
-from amaranth.hdl import Signal
+from amaranth.hdl import Mux, Signal
 from amaranth.lib.memory import Memory
 
-__all__ = ["block_memory", "state_memory", "sync_read", "DISTRIBUTED_MAX"]
+__all__ = ["block_memory", "state_memory", "sync_read", "fresh_read", "DISTRIBUTED_MAX"]
 
 #: Per-entry state of at most this many entries goes into distributed RAM
 #: (``state_memory``): a few cells per read port, and its registered read is
@@ -50,3 +50,17 @@ def sync_read(m, mem, addr, en=None, name=None):
         with m.If(en):
             m.d.sync += data.eq(rp.data)
     return data
+
+
+def fresh_read(m, mem, addr, wp, name=None):
+    """:func:`sync_read` of ``mem`` at ``addr`` that returns what write port
+    ``wp`` writes there in the cycle of the read (a register and a
+    multiplexer beside the memory, for entries whose owner may rewrite them
+    while others read them)."""
+    old = sync_read(m, mem, addr, name=None if name is None else f"{name}_mem")
+    hit = Signal(name=None if name is None else f"{name}_hit")
+    new = Signal(mem.shape, name=None if name is None else f"{name}_new")
+    m.d.sync += [hit.eq(wp.en.any() & (wp.addr == addr)), new.eq(wp.data)]
+    out = Signal(mem.shape, name=name)
+    m.d.comb += out.eq(Mux(hit, new, old))
+    return out

@@ -5,60 +5,83 @@ sets a queue's tail. The fetcher reads, by DMA, a quarter of ``desc_cache`` desc
 at a time from queues whose tail is ahead of what was fetched and whose cache
 has room for them (or for all that is pending), into a cache of
 ``desc_cache`` slots per queue in block RAM (slot = ring index mod the cache
-size); it checks each against the protection table on the way in. The transmit
-and receive engines each see, per queue, whether a complete chain
-(descriptors up to one without MORE) is cached; they name the queue and
-descriptor to look at a cycle ahead (the cache is read synchronously), and pop
-the chain when done. A chain's length, first error, byte count and ring index
-are recorded, when its last descriptor arrives, at its first slot (also block
-RAM), so finding one costs no search.
+size); it checks each against the protection table on the way in. The engines
+name the queue and descriptor to look at a cycle ahead (the cache is read
+synchronously) and are shown, for that queue, whether it runs and has a
+complete chain cached (descriptors up to one without MORE), the chain's
+length, first error, byte count and ring index (recorded at its first slot
+when its last descriptor arrives, so finding one costs no search), and pop
+the chain when done.
 
-State lives in memories, each written by one unit, read by the others:
+State lives in memories, each written by one unit, read by the others; no
+per-queue state is kept in flip-flops, and no logic looks at every queue at
+once:
 
 ==========  ==============================================  ==================
 memory      per queue                                       written by
 ==========  ==============================================  ==================
-``cfg``     generation, ring size, CQ, protection domain    the start unit
+``cfg``     generation, ring size, CQ, protection domain,   the start unit
+            running, draining
 ``tail``    producer index of the last doorbell taken       the doorbell unit
 ``fetch``   ring index up to which descriptors were fetched the fetcher
 ``acc``     the chain being cached (length, error, bytes,   the arrival path
             first index), chains completed, fault code
-``head``    ring index up to which the engine popped, with  the engine (one
-            the generation it was written in                 memory a side)
+``ptr``     slot of the head chain, chains popped           the engine (one
+``head``    ring index up to which the engine popped, with  memory a side)
+            the generation it was written in
+``sched``   where a transmit queue is in its scheduling     the transmit
+            (idle, queued, parked)                          scheduler
 ==========  ==============================================  ==================
 
-The engines' cache read pointers (the slot of the head chain, the chains
-popped) are a memory a side too, written by the engine's pops and read without
-a clock (distributed RAM) for the queue an engine names. Flip-flops hold only
-what a scheduler must see for every queue at once (one bit each: running, has
-a chain, has descriptors to fetch, cache too full to fetch, parked on a full
-completion queue, draining). A fetch is picked round robin among the queues
-that need one (its pick registered), then decided from the memories a cycle
-later.
+A queue runs while its configuration says so and its fault code is 0; it has
+a chain cached while the chains completed differ from those popped, and
+descriptors to fetch while its tail differs from what was fetched.
+
+Scheduling is by events, one queue a cycle, with a scanner behind them:
+
+- The fetcher decides for one queue a cycle: those whose doorbell was just
+  taken, those whose engine just popped a chain (room in the cache), and,
+  every other cycle while such hints wait and every cycle otherwise, the
+  next queue of a scanner that visits them all. A queue it fetched for is
+  decided again at once, until it has nothing to fetch or no room, so that
+  a queue with a backlog is fetched for a quarter of its cache at a time.
+  Hints go into small FIFOs; one that finds its FIFO full is dropped, and the
+  scanner finds the queue instead: nothing is lost, only later.
+- The transmit queues are handed to the transmit engine from a FIFO of queue
+  numbers (``work``) in which each queue is at most once: a queue enters it
+  when a chain completes for it, when the engine gives it back (``release``)
+  with a chain still cached, or when the scanner finds it parked with room in
+  its completion queue again. The engine takes one chain of a queue per turn
+  (more only while no other queue waits), so the queues with work share the
+  engine round robin. A queue given back without room in its completion queue
+  is parked, so that a completion queue that its owner does not drain holds
+  only the queues bound to it. The scheduler keeps each queue's state in
+  ``sched``, read and written by one pipeline.
+- The receive engine needs no schedule: each frame names its queue.
 
 Incarnations. Setting ENABLE starts an incarnation only once nothing of the
 previous one is in flight: no descriptor fetch, no chain held by an engine,
-no completion not yet written or dropped. The start unit waits until neither
-engine holds the queue, then until every fetch issued and every chain popped
-up to that moment (by anyone: global counts, so no per-queue count is kept)
-has ended and been retired; then it has the doorbell unit, the fetcher, the
-arrival path and the queue's engine (its cache pointers) clear the queue's
-entries, and writes the configuration with a new generation (different from
-the one the engine's head entry carries, so that entry reads as 0 until the
-engine writes it). The incarnation takes its
+no completion not yet written or dropped. The start unit visits the queues one
+a cycle, comparing ENABLE with the configuration; it stops a queue whose
+ENABLE was cleared (up to a cycle per queue later: the driver waits for the
+drain anyway) and waits until neither engine holds it, then until every fetch
+issued and every chain popped up to that moment (by anyone: global counts, so
+no per-queue count is kept) has ended and been retired; then it has the
+doorbell unit, the fetcher, the arrival path and the queue's engine (its
+cache pointers) clear the queue's entries, and writes the configuration with
+a new generation (different from the one the engine's head entry carries, so
+that entry reads as 0 until the engine writes it). The incarnation takes its
 ring size, completion queue and protection domain from CTRL when it starts and
 keeps them, so whatever it started is completed where it began. A fetch is
 tagged with the queue's generation and is used only while the queue is still
-in the incarnation that issued it.
+in the incarnation that issued it. The configuration is read with a bypass
+for the cycle it is written, so no reader ever sees half of an incarnation.
 
 Doorbells: a producer index is taken only if it lies between what the NIC has
 already fetched and the head plus the ring size; anything else is ignored and
 counted. A chain is started by an engine only when its completion queue has a
 slot for its completion (``room`` of the queue shown; the engine ``claim``s
-it), so a completion queue that its owner does not drain holds only the queues
-bound to it: the transmit engine parks (``block``) a queue whose completion
-queue is full, and a scanner, one queue a cycle, lets it back once the
-completion queue has room.
+it).
 
 A queue stops in error (its ERROR register says why) when a descriptor fetch
 fails or a chain cannot end within the ring or the cache; re-enabling the queue
@@ -66,7 +89,7 @@ restarts it with both indices at 0.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect, flipped
 
@@ -74,31 +97,40 @@ from ..csr import get_field
 from ..dma.layouts import read_data_layout
 from ..dma.mux import DmaReadClient
 from ..lib.stream import StreamFifo
-from ..lib.arbiter import round_robin
-from ..lib.flags import FlagBits, passed
+from ..lib.flags import passed
 from ..lib.peek import PeekFifo
-from ..lib.ram import state_memory, sync_read
+from ..lib.ram import fresh_read, state_memory, sync_read
 from .common import ERROR_CHAIN_TOO_LONG, protection_ok
 from .layouts import DESC_BYTES, Descriptor, DescFlags, QueueStatus
 
-__all__ = ["DescQueues", "ChainPort", "CqClaimSignature", "RetireSignature", "RETIRE_PORTS", "INFLIGHT"]
+__all__ = ["DescQueues", "ChainPort", "CqClaimSignature", "RetireSignature", "RETIRE_PORTS", "INFLIGHT",
+           "SchedState"]
 
 #: Completions the completion writer retires per cycle at most.
 RETIRE_PORTS = 3
 #: Descriptor fetches in flight at most.
 INFLIGHT = 8
+#: Hints waiting for the fetcher, per source (doorbells, each engine's pops).
+HINTS = 4
+
+
+class SchedState:
+    """A transmit queue's place in the schedule (``sched`` memory)."""
+    IDLE = 0          # no chain cached, or not running: nothing to do
+    QUEUED = 1        # in the work FIFO, or with the engine
+    PARKED = 2        # a chain cached, its completion queue full
 
 
 class ChainPort(wiring.Signature):
     """An engine's view of one side's queues (engine side is ``In``).
 
-    running  Out(N): queue is enabled and not in error
-    ready    Out(N): queue has a complete chain cached (and is running; on the
-             transmit side, and is not parked on a full completion queue)
     sel, idx In: the queue, and the descriptor of its head chain, to look at
              next cycle (the chains and descriptors are in block RAM)
-    len      Out: descriptors in the head chain of the queue looked at
-             (``sel`` of the previous cycle, "the shown queue");
+    running  Out(1): the queue looked at (``sel`` of the previous cycle, "the
+             shown queue") is enabled and not in error
+    ready    Out(1): ... and has a complete chain cached
+    more     Out(1): ... and another after it (a pop this cycle leaves one)
+    len      Out: descriptors in the shown queue's head chain;
              err: its QueueStatus (first bad descriptor)
     bytes    Out(16): its total buffer length (saturating at 0xFFFF)
     desc     Out(Descriptor): its descriptor ``idx`` (of the previous cycle)
@@ -111,24 +143,33 @@ class ChainPort(wiring.Signature):
     hold     In(1): the engine is inside a chain of the shown queue
     pop      In(1): the shown queue's chain is done; a look-up in the same
              cycle already sees the next chain
-    block    In(1): the shown queue has no completion slot: leave it out of
-             ``ready`` until its completion queue has room
+
+    With ``scheduled`` (the transmit side) also:
+
+    work     Out(stream of queue numbers): queues with a chain to send, each
+             at most once; a queue taken is the engine's until it gives it back
+    release  In(1): the engine gives the shown queue back (after a pop, or
+             because it is not ready or its completion queue has no room)
     """
 
-    def __init__(self, n, d):
-        super().__init__({
-            "running": Out(n), "ready": Out(n), "sel": In(range(max(n, 2))),
+    def __init__(self, n, d, scheduled=False):
+        members = {
+            "sel": In(range(max(n, 2))), "idx": In(range(max(d, 2))),
+            "running": Out(1), "ready": Out(1), "more": Out(1),
             "len": Out(range(d + 1)), "err": Out(4), "bytes": Out(16),
-            "head": Out(16), "cq": Out(8), "idx": In(range(max(d, 2))),
+            "head": Out(16), "cq": Out(8),
             "desc": Out(Descriptor), "fetching": Out(1), "room": Out(1), "full": Out(1),
-            "claim": In(1), "hold": In(1), "pop": In(1), "block": In(1),
-        })
+            "claim": In(1), "hold": In(1), "pop": In(1),
+        }
+        if scheduled:
+            members.update({"work": Out(stream.Signature(range(max(n, 2)))), "release": In(1)})
+        super().__init__(members)
 
 
 class CqClaimSignature(wiring.Signature):
     """Completion slots, queue side (``Out``). Every cycle the queue side names
     three completion queues: ``tx.cq`` and ``rx.cq`` (of the queues the engines
-    are shown) and ``scan`` (of the parked transmit queue its scanner visits);
+    are shown) and ``scan`` (of the transmit queue the scheduler decides for);
     ``room`` says, for each in that order, whether it runs and has a free slot,
     ``room2`` whether ``rx.cq`` has two. ``tx.en``/``rx.en`` claim a slot of
     ``tx.cq``/``rx.cq``."""
@@ -149,7 +190,7 @@ class RetireSignature(wiring.Signature):
 class DescQueues(wiring.Component):
     """
     dma    Out(DmaReadClient): descriptor fetches
-    tx, rx Out(ChainPort): the engines' views
+    tx, rx Out(ChainPort): the engines' views (the transmit side scheduled)
     claim  Out(CqClaimSignature): completion slots, with the completion writer
     retire In(RetireSignature) x RETIRE_PORTS: completions written or dropped
     stats  counter pulses: prot, zero, db_ignored, fault
@@ -163,19 +204,17 @@ class DescQueues(wiring.Component):
         self._tables = tables
         self._mrs = mrs
         n, d = config.num_queues, config.desc_cache
-        # Ring bases are read when a fetch is decided, the control word when an
-        # incarnation starts.
+        # Ring bases are read when a fetch is decided, the control word by the
+        # start unit (block RAM, a cycle after it names the queue).
         self._base_rd = [tables[k].read_port("BASE") for k in ("TXQ", "RXQ")]
-        # CTRL is read a cycle after the start unit names the queue, which it
-        # does cycles before the queue starts (block RAM).
         self._ctrl_rd = [tables[k].read_port("CTRL") for k in ("TXQ", "RXQ")]
-        self._enabled = [tables[k].flag("CTRL", "ENABLE") for k in ("TXQ", "RXQ")]
+        self._ctrl_written = [tables[k].written("CTRL") for k in ("TXQ", "RXQ")]
         for k in ("TXQ", "RXQ"):
             tables[k].late("STATE")
             tables[k].late("ERROR")
         super().__init__({
             "dma": Out(DmaReadClient(config.data_width)),
-            "tx": Out(ChainPort(n, d)),
+            "tx": Out(ChainPort(n, d, scheduled=True)),
             "rx": Out(ChainPort(n, d)),
             "claim": Out(CqClaimSignature(config.num_cqs)),
             "retire": In(RetireSignature(n)).array(RETIRE_PORTS),
@@ -203,22 +242,20 @@ class DescQueues(wiring.Component):
             return q[:NB]
 
         # ------------------------------------------------------------ memories
-        cfg_l = data.StructLayout({"gen": 8, "log": 4, "cq": 8, "pd": 4})
+        cfg_l = data.StructLayout({"gen": 8, "log": 4, "cq": 8, "pd": 4, "on": 1, "drain": 1})
         acc_l = data.StructLayout({"len": DB + 1, "err": 4, "bytes": 16, "first": 16, "ch_wr": DB + 1, "code": 4})
         head_l = data.StructLayout({"gen": 8, "head": 16})
         info_l = data.StructLayout({"len": DB + 1, "err": 4, "bytes": 16, "index": 16})
-        # The configuration is written only as an incarnation starts, a cycle
-        # before the queue runs: no reader needs the value of the cycle it is
-        # written, so it is read without bypass logic (distributed RAM in the
-        # default build, where its registered reads start the engines'
-        # completion-slot look-ups and the fetcher's decisions; block RAM for
-        # hundreds of queues).
+        # The configuration is written by the start unit only (as an
+        # incarnation starts, stops and has drained); every reader takes it
+        # through a bypass for the cycle it is written (``fresh_read``).
         m.submodules.cfg_mem = cfg_mem = state_memory(shape=cfg_l, depth=Q)
         m.submodules.tail_mem = tail_mem = Memory(shape=16, depth=Q, init=[])
         m.submodules.fetch_mem = fetch_mem = Memory(shape=16, depth=Q, init=[])
         # The arrival path's entry in three memories, for their readers: the
         # chain being cached (the arrival path only), the chains completed
-        # (also the engines), the fault code (also the register window).
+        # (also the engines and schedulers), the fault code (also the register
+        # window and whoever asks whether the queue runs).
         part_l = data.StructLayout({"len": DB + 1, "err": 4, "bytes": 16, "first": 16})
         m.submodules.acc_mem = acc_mem = Memory(shape=part_l, depth=Q, init=[])
         m.submodules.chw_mem = chw_mem = Memory(shape=DB + 1, depth=Q, init=[])
@@ -235,6 +272,12 @@ class DescQueues(wiring.Component):
             m.submodules[f"head_{sn}"] = head_mem[side]
             m.submodules[f"cache_{sn}"] = cache[side]
             m.submodules[f"chains_{sn}"] = info[side]
+        # The engines' cache read pointers, a memory a side: slot of the head
+        # chain, chains popped. Written by pops and, before an incarnation
+        # starts, cleared like the other entries (on a cycle with no pop).
+        ptr_l = data.StructLayout({"c_head": DB, "ch_rd": DB + 1})
+        ptr_mem = [Memory(shape=ptr_l, depth=N, init=[]) for _ in range(2)]
+        m.submodules.ptr_tx, m.submodules.ptr_rx = ptr_mem
         cfg_wp = cfg_mem.write_port()
         tail_wp = tail_mem.write_port()
         fetch_wp = fetch_mem.write_port()
@@ -244,6 +287,7 @@ class DescQueues(wiring.Component):
         head_wp = [mem.write_port() for mem in head_mem]
         cache_wp = [mem.write_port() for mem in cache]
         info_wp = [mem.write_port() for mem in info]
+        ptr_wp = [mem.write_port() for mem in ptr_mem]
 
         def size_of(log):
             return (Const(1, 17) << log)[:17]
@@ -252,29 +296,19 @@ class DescQueues(wiring.Component):
             """A head entry written in another incarnation reads as 0."""
             return Mux(entry.gen == gen, entry.head, 0)
 
-        # ------------------------------------------------------ per-queue flags
-        on = FlagBits("q_on", Q)                  # an incarnation is running
-        err = FlagBits("q_err", Q)                # ... and stopped in error
-        chains = FlagBits("q_chains", Q)          # a complete chain is cached
-        pend = FlagBits("q_pend", Q)              # the tail may be ahead of what was fetched
-        starved = FlagBits("q_starved", Q)        # ... but the cache has too little room
-        draining = FlagBits("q_draining", Q)      # stopped; its work may still be in flight
-        blocked = FlagBits("tx_blocked", N)       # transmit queue parked on a full completion queue
-        enabled = Signal(Q)
-        m.d.comb += enabled.eq(Cat(self._enabled[0], self._enabled[1]))
-        running = Signal(Q)
-        m.d.comb += running.eq(on.value & ~err.value)
-        # An incarnation stops when ENABLE is cleared; it drains before the next.
-        stop = on.value & ~enabled
-        on.clear_mask(stop)
-        draining.set_mask(stop)
-        # The engines' cache read pointers, a memory a side: slot of the head
-        # chain, chains popped. Written by pops and, before an incarnation
-        # starts, cleared like the other entries (on a cycle with no pop).
-        ptr_l = data.StructLayout({"c_head": DB, "ch_rd": DB + 1})
-        ptr_mem = [Memory(shape=ptr_l, depth=N, init=[]) for _ in range(2)]
-        m.submodules.ptr_tx, m.submodules.ptr_rx = ptr_mem
-        ptr_wp = [mem.write_port() for mem in ptr_mem]
+        def read(mem, wp, addr, name):
+            """A transparent read of ``mem`` at ``addr``: the entry, with this
+            cycle's write to it, on the next cycle."""
+            rp = mem.read_port(transparent_for=(wp,))
+            m.d.comb += rp.addr.eq(addr)
+            return rp.data
+
+        # After a reset the start unit sweeps the configuration (the memories
+        # keep their contents); until it has, no queue runs.
+        swept = Signal()
+
+        def is_on(c):
+            return c.on & swept
 
         # Global counts for the drain: fetches issued and ended; chains popped
         # and retired, per side.
@@ -291,6 +325,12 @@ class DescQueues(wiring.Component):
         clr_req = Signal(4)                       # doorbell unit, fetcher, arrival path, the queue's engine
         clr_done = Signal(4)
 
+        # Hints for the fetcher: queues whose doorbell was taken, queues an
+        # engine popped a chain of (their cache has room again).
+        m.submodules.hint_db = hint_db = fifo.SyncFIFO(width=QB, depth=HINTS)
+        hint_pop = [fifo.SyncFIFO(width=max(NB, 1), depth=HINTS) for _ in range(2)]
+        m.submodules.hint_pop_tx, m.submodules.hint_pop_rx = hint_pop
+
         # ------------------------------------------------------------ doorbells
         # One doorbell a cycle at most (they come over the register bus); it is
         # checked a cycle later against the queue's fetch and head entries.
@@ -303,7 +343,7 @@ class DescQueues(wiring.Component):
         d_q = Signal(QB)
         d_tail = Signal(16)
         m.d.sync += [d_valid.eq(dbs[0].stb | dbs[1].stb), d_q.eq(a_q), d_tail.eq(a_tail)]
-        d_cfg = sync_read(m, cfg_mem, a_q, name="d_cfg")
+        d_cfg = fresh_read(m, cfg_mem, a_q, cfg_wp, name="d_cfg")
         d_fetch_rd = fetch_mem.read_port(transparent_for=(fetch_wp,))
         d_head_rd = [sync_read(m, mem, within(a_q), name=f"d_head_{k}") for k, mem in enumerate(head_mem)]
         m.d.comb += d_fetch_rd.addr.eq(a_q)
@@ -344,44 +384,65 @@ class DescQueues(wiring.Component):
         ahead = (d_tail - d_head)[:16]
         fetched = (d_fetch - d_head)[:16]
         # Between what was fetched and a full ring ahead of the head.
-        d_ok = on.value.bit_select(d_q, 1) & (ahead <= size_of(d_cfg.log)) & (ahead >= fetched)
+        d_ok = is_on(d_cfg) & (ahead <= size_of(d_cfg.log)) & (ahead >= fetched)
         m.d.comb += self.db_ignored.eq(d_valid & ~d_ok)
         with m.If(d_valid & d_ok):
             m.d.comb += [tail_wp.addr.eq(d_q), tail_wp.data.eq(d_tail), tail_wp.en.eq(1)]
         with m.Elif(clr_req[0]):
             m.d.comb += [tail_wp.addr.eq(clr_q), tail_wp.data.eq(0), tail_wp.en.eq(1), clr_done[0].eq(1)]
-        pend.set(d_valid & d_ok & (ahead != fetched), d_q)
+        m.d.comb += [hint_db.w_en.eq(d_valid & d_ok & (ahead != fetched)), hint_db.w_data.eq(d_q)]
 
         # ---------------------------------------------------------------- fetch
-        # Round robin among the queues with descriptors to fetch and cache room
-        # for them; the pick is registered, the queue's entries are read, and
-        # the next cycle decides.
+        # One queue a cycle is decided for: the queue just decided for again
+        # while it has descriptors to fetch and room for them, else a hint
+        # (doorbell first, then the engines' pops), else the scanner's next
+        # queue; while hints wait the scanner still takes every other cycle.
+        # Its entries are read in that cycle and decided on the next.
         inflight = PeekFifo(m, data.StructLayout({"q": QB, "gen": 8, "n": DB + 1, "first": 16}), INFLIGHT,
                             "inflight")
-        cand = Signal(Q)
-        m.d.comb += cand.eq(pend.value & ~starved.value & running)
-        last_f = Signal(QB)
-        rr = round_robin(m, Q, cand, last_f)
-        p_valid = Signal()
-        p_q = Signal(QB)
-        m.d.sync += [p_valid.eq(cand.any()), p_q.eq(rr)]
-        with m.If(cand.any()):
-            m.d.sync += last_f.eq(rr)
-        f_cfg = sync_read(m, cfg_mem, p_q, name="f_cfg")
-        f_tail_rd = tail_mem.read_port(transparent_for=(tail_wp,))
-        f_fetch_rd = fetch_mem.read_port(transparent_for=(fetch_wp,))
-        f_head_rd = [sync_read(m, mem, within(p_q), name=f"f_head_{k}") for k, mem in enumerate(head_mem)]
-        m.d.comb += [f_tail_rd.addr.eq(p_q), f_fetch_rd.addr.eq(p_q)]
-        b_valid = Signal()
+        again = Signal()
         b_q = Signal(QB)
-        m.d.sync += [b_valid.eq(p_valid), b_q.eq(p_q)]
-        f_fetch = f_fetch_rd.data
+        p_q = Signal(QB)
+        f_scan = Signal(QB)
+        alt = Signal()
+        hint_srcs = [(hint_db.r_rdy, hint_db.r_data, hint_db)] + [
+            (h.r_rdy, Cat(h.r_data[:NB], Const(k, 1)), h) for k, h in enumerate(hint_pop)]
+        any_hint = Cat(*[r for r, _, _ in hint_srcs]).any()
+        use_hint = ~again & any_hint & ~alt
+        hint_q = Signal(QB)
+        with m.If(hint_srcs[2][0]):
+            m.d.comb += hint_q.eq(hint_srcs[2][1])
+        for k in (1, 0):
+            with m.If(hint_srcs[k][0]):
+                m.d.comb += hint_q.eq(hint_srcs[k][1])
+        taken = Const(0)
+        for rdy, _, h in hint_srcs:
+            m.d.comb += h.r_en.eq(use_hint & rdy & ~taken)
+            taken = taken | rdy
+        with m.If(again):
+            m.d.comb += p_q.eq(b_q)
+        with m.Elif(use_hint):
+            m.d.comb += p_q.eq(hint_q)
+        with m.Else():
+            m.d.comb += p_q.eq(f_scan)
+            m.d.sync += f_scan.eq(f_scan + 1)
+        with m.If(~again & any_hint):
+            m.d.sync += alt.eq(~alt)
+        b_valid = Signal()
+        m.d.sync += [b_valid.eq(1), b_q.eq(p_q)]
+        f_cfg = fresh_read(m, cfg_mem, p_q, cfg_wp, name="f_cfg")
+        f_tail = read(tail_mem, tail_wp, p_q, "f_tail")
+        f_fetch = read(fetch_mem, fetch_wp, p_q, "f_fetch")
+        f_code = read(code_mem, code_wp, p_q, "f_code")
+        f_chw = read(chw_mem, chw_wp, p_q, "f_chw")
+        f_ptr = [ptr_l(read(ptr_mem[k], ptr_wp[k], within(p_q), f"f_ptr_{k}")) for k in range(2)]
+        f_head_rd = [sync_read(m, mem, within(p_q), name=f"f_head_{k}") for k, mem in enumerate(head_mem)]
         f_head = head_after_read(p_q, f_head_rd, f_cfg.gen, "f")
         f_size = size_of(f_cfg.log)
         pending = Signal(17)
         to_end = Signal(17)
         free = Signal(17)
-        m.d.comb += [pending.eq((f_tail_rd.data - f_fetch)[:16]),
+        m.d.comb += [pending.eq((f_tail - f_fetch)[:16]),
                      to_end.eq(f_size - (f_fetch & (f_size - 1))),
                      free.eq(D - (f_fetch - f_head)[:16])]
         # A queue is fetched for once a quarter of its cache is free (or all
@@ -398,7 +459,7 @@ class DescQueues(wiring.Component):
         lim = Mux(pending < to_end, pending, to_end)
         n_fetch = Signal(DB + 1)
         m.d.comb += n_fetch.eq(Mux(lim < some, lim, some))
-        no_chain = ~chains.value.bit_select(b_q, 1)
+        no_chain = f_chw == Mux(side_of(b_q), f_ptr[1].ch_rd, f_ptr[0].ch_rd)
         fits = (free >= want) | (no_chain & (free != 0))
         # The request goes out from a register the next cycle, with the ring
         # base read from the table alongside the entries.
@@ -408,9 +469,11 @@ class DescQueues(wiring.Component):
         r_off = Signal(20)
         r_len = Signal(DB + 5)
         r_free = ~r_valid | req.ready
-        live = b_valid & running.bit_select(b_q, 1) & ~clr_req[1]
+        live = b_valid & is_on(f_cfg) & (f_code == 0) & ~clr_req[1]
+        # A queue without room is left: its engine's next pop hints it again.
+        m.d.comb += again.eq(live & (pending != 0) & fits)
         m.d.comb += [f_commit_q.eq(b_q), f_new.eq(f_fetch + n_fetch),
-                     f_commit.eq(live & (pending != 0) & fits & inflight.w_rdy & r_free)]
+                     f_commit.eq(again & inflight.w_rdy & r_free)]
         m.d.comb += [req.valid.eq(r_valid),
                      req.payload.addr.eq(Mux(r_rx, self._base_rd[1].data, self._base_rd[0].data) + r_off),
                      req.payload.len.eq(r_len)]
@@ -428,12 +491,6 @@ class DescQueues(wiring.Component):
                          r_len.eq(n_fetch << 4), f_issued.eq(f_issued + 1)]
         with m.Elif(clr_req[1]):
             m.d.comb += [fetch_wp.addr.eq(clr_q), fetch_wp.data.eq(0), fetch_wp.en.eq(1), clr_done[1].eq(1)]
-        pend.clear(f_commit & (pending == n_fetch), b_q)
-        pend.clear(live & (pending == 0), b_q)
-        # Not starved by a head a pop behind: a pop of the queue in this very
-        # cycle (whose clear the set would override) may have freed the room,
-        # and if it took the last cached chain no later pop would clear it.
-        starved.set(live & (pending != 0) & ~fits & ~pop_of(b_q), b_q)
 
         # ------------------------------------------------------------- arrival
         # Descriptors arrive as a packed byte stream; take 16 bytes at a time.
@@ -495,7 +552,7 @@ class DescQueues(wiring.Component):
         a_read_q = Signal(QB)
         m.d.comb += a_addr.eq(Mux(end_of_group, inflight.next.q, g.q))
         m.d.comb += [a_acc_rd.addr.eq(a_addr), a_chw_rd.addr.eq(a_addr), a_code_rd.addr.eq(a_addr)]
-        a_cfg = sync_read(m, cfg_mem, a_addr, name="a_cfg")
+        a_cfg = fresh_read(m, cfg_mem, a_addr, cfg_wp, name="a_cfg")
         m.d.sync += a_read_q.eq(a_addr)
         m.d.comb += stall.eq((a_read_q != g.q) | clr_req[2])
         r_q = g.q
@@ -505,7 +562,7 @@ class DescQueues(wiring.Component):
             m.d.sync += k.eq(0)
         with m.Elif(word_take):
             m.d.sync += k.eq(k + 1)
-        current = (g.gen == a_cfg.gen) & on.value.bit_select(r_q, 1)
+        current = (g.gen == a_cfg.gen) & is_on(a_cfg)
         desc = Signal(Descriptor)
         m.d.comb += desc.eq(word)
         is_rx = side_of(r_q)
@@ -539,17 +596,17 @@ class DescQueues(wiring.Component):
                              nxt.ch_wr.eq(acc.ch_wr + 1)]
             with m.Else():
                 m.d.comb += [nxt.len.eq(r_len), nxt.err.eq(r_err), nxt.bytes.eq(r_bytes), nxt.first.eq(r_first)]
-        chains.set(taking & r_end, r_q)
+        # A chain completed for a transmit queue: the transmit scheduler hears of it.
+        chain_done_tx = taking & r_end & ~is_rx
         # A chain as long as the cache or the ring without an end can never
         # complete; a failed fetch stops the queue too.
         fault_code = Signal(4)
         too_long = taking & ~r_end & ((r_len >= D) | (r_len >= size_of(a_cfg.log)))
         failed = end_of_group & current & (resp.payload.status != 0)
         m.d.comb += fault_code.eq(Mux(too_long, ERROR_CHAIN_TOO_LONG, resp.payload.status))
-        fault = (too_long | failed) & ~err.value.bit_select(r_q, 1)
-        with m.If(fault & (acc.code == 0)):
+        fault = (too_long | failed) & (acc.code == 0)
+        with m.If(fault):
             m.d.comb += nxt.code.eq(fault_code)
-        err.set(fault, r_q)
         m.d.comb += self.fault.eq(fault)
         # The entry written (the arrival path's, or a clear for a new
         # incarnation) goes to its three memories at once.
@@ -573,15 +630,20 @@ class DescQueues(wiring.Component):
         # queue shown (its heads move on) and this cycle's writes (transparent).
         sel_qs = []
         shown_cfg = []
+        shown_ready = []
         for side, port in enumerate(ports):
             sn = "rx" if side else "tx"
             sel_q = Signal(range(max(N, 2)), name=f"sel_q_{sn}")
             sel_qs.append(sel_q)
             m.d.sync += sel_q.eq(port.sel)
+            named = Cat(port.sel, Const(side, 1))
             rd = cache[side].read_port(transparent_for=(cache_wp[side],))
             ird = info[side].read_port(transparent_for=(info_wp[side],))
-            e_cfg = sync_read(m, cfg_mem, Cat(port.sel, Const(side, 1)), name=f"e_cfg_{sn}")
-            e_chw_rd = chw_mem.read_port(transparent_for=(chw_wp,))
+            e_cfg = fresh_read(m, cfg_mem, named, cfg_wp, name=f"e_cfg_{sn}")
+            e_chw = read(chw_mem, chw_wp, named, f"e_chw_{sn}")
+            e_code = read(code_mem, code_wp, named, f"e_code_{sn}")
+            e_tail = read(tail_mem, tail_wp, named, f"e_tail_{sn}")
+            e_fetch = read(fetch_mem, fetch_wp, named, f"e_fetch_{sn}")
             shown_cfg.append(e_cfg)
             same = port.pop & (port.sel == sel_q)
             ch = ird.data
@@ -592,35 +654,35 @@ class DescQueues(wiring.Component):
             m.d.comb += [ptr_sel.addr.eq(port.sel), ptr_shown.addr.eq(sel_q)]
             nxt_c_head = (ptr_sel.data.c_head + Mux(same, ch.len, 0))[:DB]
             sq = Cat(sel_q, Const(side, 1))
+            # Complete chains cached for the shown queue: those arrived (read
+            # when it was named) less those popped (up to last cycle).
+            cached = Signal(DB + 1, name=f"cached_{sn}")
+            running = Signal(name=f"running_{sn}")
+            m.d.comb += [cached.eq((e_chw - ptr_shown.data.ch_rd)[:DB + 1]),
+                         running.eq(is_on(e_cfg) & (e_code == 0))]
+            shown_ready.append(running & (cached != 0))
             m.d.comb += [
-                e_chw_rd.addr.eq(Cat(port.sel, Const(side, 1))),
                 ird.addr.eq(Cat(nxt_c_head, port.sel)),
                 rd.addr.eq(Cat((nxt_c_head + port.idx)[:DB], port.sel)),
-                port.running.eq(running[side * N:side * N + N]),
+                port.running.eq(running), port.ready.eq(shown_ready[side]), port.more.eq(running & (cached >= 2)),
                 port.len.eq(ch.len), port.err.eq(ch.err), port.bytes.eq(ch.bytes), port.head.eq(ch.index),
                 port.desc.eq(rd.data), port.cq.eq(e_cfg.cq),
-                port.fetching.eq(pend.value.bit_select(sq, 1) | inflight.has("q", sq)),
+                port.fetching.eq((e_tail != e_fetch) | inflight.has("q", sq)),
             ]
-            ready = running[side * N:side * N + N] & chains.value[side * N:side * N + N]
-            m.d.comb += port.ready.eq(ready & ~blocked.value if side == 0 else ready)
-            # A pop: the head chain moves on; once the last cached chain is
-            # popped, the queue has none (unless one completes this cycle).
-            left = (e_chw_rd.data - ptr_shown.data.ch_rd - 1)[:DB + 1]
+            # A pop: the head chain moves on.
             wp = ptr_wp[side]
             with m.If(port.pop):
                 m.d.comb += [wp.addr.eq(sel_q), wp.en.eq(1), wp.data.c_head.eq(ptr_shown.data.c_head + ch.len),
                              wp.data.ch_rd.eq(ptr_shown.data.ch_rd + 1)]
             with m.Elif(clr_req[3] & (side_of(clr_q) == side)):
                 m.d.comb += [wp.addr.eq(within(clr_q)), wp.en.eq(1), wp.data.eq(0), clr_done[3].eq(1)]
-            chains.clear(port.pop & (left == 0), sq)
-            starved.clear(port.pop, sq)
             m.d.comb += [pop_wr[side].eq(port.pop), pop_wr_q[side].eq(sel_q),
                          pop_wr_head[side].eq(ch.index + ch.len),
                          head_wp[side].addr.eq(sel_q), head_wp[side].en.eq(port.pop),
-                         head_wp[side].data.gen.eq(e_cfg.gen), head_wp[side].data.head.eq(ch.index + ch.len)]
+                         head_wp[side].data.gen.eq(e_cfg.gen), head_wp[side].data.head.eq(ch.index + ch.len),
+                         hint_pop[side].w_en.eq(port.pop), hint_pop[side].w_data.eq(sel_q)]
             with m.If(port.pop):
                 m.d.sync += pops[side].eq(pops[side] + 1)
-        blocked.set(self.tx.block, sel_qs[0])
 
         # Completion slots: a queue may start a chain only when its completion
         # queue has room.
@@ -629,51 +691,75 @@ class DescQueues(wiring.Component):
         # that the transmit side may claim in the same cycle; rather than wait
         # for the transmit side's decision (a long combinational path through
         # its DMA request), it asks for two slots whenever the queue the
-        # transmit engine is shown is eligible and bound to the same one, and
+        # transmit engine is shown is ready and bound to the same one, and
         # waits (``full`` says when there is no slot at all: then it drops).
         tx_cq, rx_cq = shown_cfg[0].cq, shown_cfg[1].cq
-        tx_may = self.tx.ready.bit_select(sel_qs[0], 1)
         m.d.comb += [
             self.tx.room.eq(cl.room[0]),
             self.tx.full.eq(~cl.room[0]),
-            self.rx.room.eq(Mux(tx_may & (tx_cq == rx_cq), cl.room2, cl.room[1])),
+            self.rx.room.eq(Mux(shown_ready[0] & (tx_cq == rx_cq), cl.room2, cl.room[1])),
             self.rx.full.eq(~cl.room[1]),
             cl.tx.en.eq(self.tx.claim), cl.tx.cq.eq(tx_cq),
             cl.rx.en.eq(self.rx.claim), cl.rx.cq.eq(rx_cq),
         ]
-        # Parked transmit queues are let back, one a cycle, once their
-        # completion queue has room.
-        s_i = Signal(range(max(N, 2)))
-        s_q = Signal(range(max(N, 2)))
-        m.d.sync += [s_i.eq(Mux(s_i == N - 1, 0, s_i + 1)), s_q.eq(s_i)]
-        s_cfg = sync_read(m, cfg_mem, Cat(s_i, Const(0, 1)), name="s_cfg")
-        m.d.comb += cl.scan.eq(s_cfg.cq)
-        blocked.clear(cl.room[2], s_q)
 
-        # Registers read through the tables' windows: the entry being read, a
-        # cycle later.
-        for side in range(2):
-            t = t_q[side]
-            r = Cat(t.r_entry[:NB], Const(side, 1))
-            m_cfg = sync_read(m, cfg_mem, r, name=f"m_cfg_{side}")
-            m_tail = tail_mem.read_port(transparent_for=(tail_wp,))
-            m_code = code_mem.read_port(transparent_for=(code_wp,))
-            m_head = sync_read(m, head_mem[side], t.r_entry[:NB], name=f"m_head_{side}")
-            m.d.comb += [m_tail.addr.eq(r), m_code.addr.eq(r)]
-            r_on, r_drain = Signal(name=f"r_on_{side}"), Signal(name=f"r_drain_{side}")
-            m.d.sync += [r_on.eq(on.value.bit_select(r, 1)), r_drain.eq(draining.value.bit_select(r, 1))]
-            m.d.comb += [t.ro_state.eq(Cat(head_of(m_head, m_cfg.gen), m_tail.data)),
-                         t.ro_error.eq(Cat(m_code.data, Const(0, 4), r_on, r_drain))]
+        # ------------------------------------------------------ transmit schedule
+        # One decision a cycle, for a queue the engine gave back (last cycle),
+        # else one a chain completed for, else the scanner's next: its
+        # schedule state, configuration, fault code, chains and completion
+        # queue's room are read, and the next cycle decides. A queue given back,
+        # or not in the work FIFO already, enters it if it runs with a chain
+        # cached and room for its completion; with no room it is parked (the
+        # scanner lets it in once there is); otherwise it is idle.
+        m.submodules.work = work = fifo.SyncFIFOBuffered(width=max(NB, 1), depth=max(N, 2))
+        sched_mem = Memory(shape=2, depth=max(N, 2), init=[])
+        m.submodules.sched_mem = sched_mem
+        sched_wp = sched_mem.write_port()
+        rel_v, rel_q = Signal(), Signal(range(max(N, 2)))
+        m.d.sync += [rel_v.eq(self.tx.release), rel_q.eq(sel_qs[0])]
+        arr_v, arr_q = Signal(), Signal(range(max(N, 2)))
+        t_scan = Signal(range(max(N, 2)))
+        o_q = Signal(range(max(N, 2)))
+        with m.If(rel_v):
+            m.d.comb += o_q.eq(rel_q)
+        with m.Elif(arr_v):
+            m.d.comb += o_q.eq(arr_q)
+            m.d.sync += arr_v.eq(0)
+        with m.Else():
+            m.d.comb += o_q.eq(t_scan)
+            m.d.sync += t_scan.eq(Mux(t_scan == N - 1, 0, t_scan + 1))
+        # A chain completed while one waits replaces it (the scanner finds the other).
+        with m.If(chain_done_tx):
+            m.d.sync += [arr_v.eq(1), arr_q.eq(within(r_q))]
+        s_q, s_rel = Signal(range(max(N, 2))), Signal()
+        m.d.sync += [s_q.eq(o_q), s_rel.eq(rel_v)]
+        o_full = Cat(o_q, Const(0, 1))
+        s_state = read(sched_mem, sched_wp, o_q, "s_state")
+        s_cfg = fresh_read(m, cfg_mem, o_full, cfg_wp, name="s_cfg")
+        s_code = read(code_mem, code_wp, o_full, "s_code")
+        s_chw = read(chw_mem, chw_wp, o_full, "s_chw")
+        s_ptr = ptr_l(read(ptr_mem[0], ptr_wp[0], o_q, "s_ptr"))
+        m.d.comb += cl.scan.eq(s_cfg.cq)
+        s_ready = is_on(s_cfg) & (s_code == 0) & (s_chw != s_ptr.ch_rd)
+        # Until the sweep is over, the scanner returns every queue to idle.
+        s_act = s_rel | (s_state != SchedState.QUEUED) | ~swept
+        s_push = s_act & s_ready & cl.room[2] & work.w_rdy
+        m.d.comb += [work.w_en.eq(s_push), work.w_data.eq(s_q),
+                     sched_wp.addr.eq(s_q), sched_wp.en.eq(s_act),
+                     sched_wp.data.eq(Mux(s_push, SchedState.QUEUED,
+                                          Mux(s_ready, SchedState.PARKED, SchedState.IDLE)))]
+        m.d.comb += [self.tx.work.valid.eq(work.r_rdy), self.tx.work.payload.eq(work.r_data),
+                     work.r_en.eq(self.tx.work.ready)]
 
         # ------------------------------------------------------- start and drain
-        # One queue at a time, round robin among those that drain or wait to
-        # start: wait until no engine holds it, note how many fetches were
-        # issued and chains popped by then, wait until as many have ended and
-        # been retired; then (if ENABLE is set) clear its entries and start it.
-        want_start = Signal(Q)
-        m.d.comb += want_start.eq(draining.value | (enabled & ~on.value))
-        last_s = Signal(QB)
-        s_pick = round_robin(m, Q, want_start, last_s)
+        # A scanner visits one queue a cycle, comparing ENABLE with its
+        # configuration. A queue to stop is stopped at once (and drains); one
+        # draining, or enabled and not running, is taken: wait until no engine
+        # holds it, note how many fetches were issued and chains popped by
+        # then, wait until as many have ended and been retired; then (if
+        # ENABLE is set) clear its entries and start it.
+        u_scan = Signal(QB)
+        u_scan_q = Signal(QB)
         u_q = Signal(QB)
         u_side = side_of(u_q)
         mark_f = Signal(16)
@@ -681,59 +767,115 @@ class DescQueues(wiring.Component):
         held = Signal()
         m.d.comb += held.eq(Mux(u_side, self.rx.hold & (sel_qs[1] == within(u_q)),
                                 self.tx.hold & (sel_qs[0] == within(u_q))))
-        u_cfg = sync_read(m, cfg_mem, u_q, name="u_cfg")
-        u_head_rd = [sync_read(m, mem, within(u_q), name=f"u_head_{k}") for k, mem in enumerate(head_mem)]
+        u_addr = Signal(QB)
+        u_cfg = fresh_read(m, cfg_mem, u_addr, cfg_wp, name="u_cfg")
+        u_head_rd = [sync_read(m, mem, within(u_addr), name=f"u_head_{k}") for k, mem in enumerate(head_mem)]
         for side in range(2):
-            m.d.comb += self._ctrl_rd[side].addr.eq(within(u_q))
-        u_ctrl = Mux(u_side, self._ctrl_rd[1].data, self._ctrl_rd[0].data)
+            m.d.comb += self._ctrl_rd[side].addr.eq(within(u_addr))
+        # Each CTRL write stamps its queue (a running count of CTRL writes);
+        # an incarnation records the stamp it started with, so that a queue
+        # written since (even disabled and enabled again before the scanner
+        # came by) is stopped and restarted with what was written.
+        ev = self._ctrl_written
+        ev_stb = ev[0].stb | ev[1].stb
+        ev_q = Signal(QB)
+        m.d.comb += ev_q.eq(Mux(ev[1].stb, Cat(ev[1].entry[:NB], Const(1, 1)), Cat(ev[0].entry[:NB], Const(0, 1))))
+        stamp = Signal(16)
+        m.submodules.stamp_mem = stamp_mem = Memory(shape=16, depth=Q, init=[])
+        m.submodules.seen_mem = seen_mem = Memory(shape=16, depth=Q, init=[])
+        stamp_wp, seen_wp = stamp_mem.write_port(), seen_mem.write_port()
+        with m.If(ev_stb):
+            m.d.sync += stamp.eq(stamp + 1)
+        m.d.comb += [stamp_wp.addr.eq(ev_q), stamp_wp.data.eq(stamp + 1), stamp_wp.en.eq(ev_stb)]
+        u_stamp = fresh_read(m, stamp_mem, u_addr, stamp_wp, name="u_stamp")
+        u_seen = fresh_read(m, seen_mem, u_addr, seen_wp, name="u_seen")
+        u_read_side = Signal()
+        m.d.sync += [u_read_side.eq(side_of(u_addr)), u_scan_q.eq(u_addr)]
+        u_ctrl = Mux(u_read_side, self._ctrl_rd[1].data, self._ctrl_rd[0].data)
+        u_en = get_field(u_ctrl, ctrl_reg, "ENABLE")
         pending_clr = Signal(4)
         m.d.comb += [clr_q.eq(u_q), clr_req.eq(pending_clr)]
-        u_drained = Signal()          # the drain of u_q is over
-        u_start = Signal()            # u_q starts its incarnation
+        new_cfg = Signal(cfg_l)
+        m.d.comb += [new_cfg.eq(u_cfg), cfg_wp.data.eq(new_cfg)]
         with m.FSM(name="queue_start"):
+            with m.State("Sweep"):
+                m.d.comb += [u_addr.eq(u_scan), cfg_wp.addr.eq(u_scan), cfg_wp.en.eq(1), new_cfg.eq(0)]
+                m.d.sync += u_scan.eq(u_scan + 1)
+                with m.If(u_scan == Q - 1):
+                    m.d.sync += swept.eq(1)
+                    m.next = "Idle"
             with m.State("Idle"):
-                with m.If(want_start.any()):
-                    m.d.sync += [u_q.eq(s_pick), last_s.eq(s_pick)]
+                m.d.comb += u_addr.eq(u_scan)
+                m.d.sync += u_scan.eq(u_scan + 1)
+                stale = u_stamp != u_seen
+                with m.If(u_cfg.drain | (u_cfg.on & (~u_en | stale)) | (~u_cfg.on & u_en)):
+                    m.d.sync += u_q.eq(u_scan_q)
+                    m.d.comb += [u_addr.eq(u_scan_q)]
+                    m.d.sync += u_scan.eq(u_scan)
+                    with m.If(u_cfg.on):
+                        m.d.comb += [cfg_wp.addr.eq(u_scan_q), cfg_wp.en.eq(1),
+                                     new_cfg.on.eq(0), new_cfg.drain.eq(1)]
                     m.next = "Held"
+                with m.Elif(stale):
+                    # A CTRL write to a queue that stays stopped: taken.
+                    m.d.comb += [seen_wp.addr.eq(u_scan_q), seen_wp.data.eq(u_stamp), seen_wp.en.eq(1)]
             with m.State("Held"):
+                m.d.comb += u_addr.eq(u_q)
                 with m.If(~held):
                     m.d.sync += [mark_f.eq(f_issued), mark_p.eq(Mux(u_side, pops[1], pops[0]))]
                     m.next = "Drain"
             with m.State("Drain"):
+                m.d.comb += u_addr.eq(u_q)
                 with m.If(passed(f_ended, mark_f) & passed(Mux(u_side, rets[1], rets[0]), mark_p)):
-                    with m.If(enabled.bit_select(u_q, 1) & ~on.value.bit_select(u_q, 1)):
+                    with m.If(u_en):
                         m.d.sync += pending_clr.eq(0b1111)
                         m.next = "Clear"
                     with m.Else():
+                        m.d.comb += [cfg_wp.addr.eq(u_q), cfg_wp.en.eq(1), new_cfg.drain.eq(0),
+                                     seen_wp.addr.eq(u_q), seen_wp.data.eq(u_stamp), seen_wp.en.eq(1)]
                         m.next = "Idle"
-                    m.d.comb += u_drained.eq(1)
             with m.State("Clear"):
+                m.d.comb += u_addr.eq(u_q)
                 m.d.sync += pending_clr.eq(pending_clr & ~clr_done)
                 with m.If((pending_clr & ~clr_done) == 0):
                     m.next = "Start"
             with m.State("Start"):
                 # A new incarnation starts empty, with the configuration of now,
-                # and a generation its engine's head entry does not carry.
+                # and a generation its engine's head entry does not carry; it
+                # runs from the next cycle (every read of it sees the new one).
+                m.d.comb += u_addr.eq(u_q)
+                # A CTRL written in the cycle it was read: start on the next visit.
+                with m.If(ev_stb & (ev_q == u_q)):
+                    m.next = "Idle"
+                with m.Else():
+                    m.d.comb += [cfg_wp.addr.eq(u_q), cfg_wp.en.eq(1),
+                                 seen_wp.addr.eq(u_q), seen_wp.data.eq(u_stamp), seen_wp.en.eq(1)]
                 old = u_cfg.gen
                 h_gen = Mux(u_side, u_head_rd[1].gen, u_head_rd[0].gen)
-                gen = Mux((old + 1)[:8] == h_gen, old + 2, old + 1)[:8]
-                m.d.comb += [cfg_wp.addr.eq(u_q), cfg_wp.en.eq(1), cfg_wp.data.gen.eq(gen),
-                             cfg_wp.data.log.eq(get_field(u_ctrl, ctrl_reg, "LOG_SIZE")),
-                             cfg_wp.data.cq.eq(get_field(u_ctrl, ctrl_reg, "CQ")),
-                             cfg_wp.data.pd.eq(get_field(u_ctrl, ctrl_reg, "PD"))]
-                m.next = "Go"
-            with m.State("Go"):
-                # The queue runs from the cycle after its configuration was
-                # written, so every read of it sees the new one.
-                with m.If(enabled.bit_select(u_q, 1)):
-                    m.d.comb += u_start.eq(1)
+                m.d.comb += [new_cfg.gen.eq(Mux((old + 1)[:8] == h_gen, old + 2, old + 1)[:8]),
+                             new_cfg.log.eq(get_field(u_ctrl, ctrl_reg, "LOG_SIZE")),
+                             new_cfg.cq.eq(get_field(u_ctrl, ctrl_reg, "CQ")),
+                             new_cfg.pd.eq(get_field(u_ctrl, ctrl_reg, "PD")),
+                             new_cfg.on.eq(u_en), new_cfg.drain.eq(0)]
                 m.next = "Idle"
-        draining.clear(u_drained, u_q)
-        on.set(u_start, u_q)
-        for flags in (err, chains, pend, starved):
-            flags.clear(u_start, u_q)
-        blocked.clear(u_start & ~u_side, within(u_q))
+        # Registers read through the tables' windows: the entry being read, a
+        # cycle later. A CTRL write not yet taken shows as draining, not
+        # running, so that the driver waits for it. (One register is read a
+        # cycle: the CTRL stamps are read for the table being read.)
+        w_rx = t_q[1].win.r_stb
+        w_entry = Signal(QB)
+        m.d.comb += w_entry.eq(Mux(w_rx, Cat(t_q[1].r_entry[:NB], Const(1, 1)), Cat(t_q[0].r_entry[:NB], Const(0, 1))))
+        w_stale = fresh_read(m, stamp_mem, w_entry, stamp_wp, name="w_stamp") != \
+            fresh_read(m, seen_mem, w_entry, seen_wp, name="w_seen")
+        for side in range(2):
+            t = t_q[side]
+            r = Cat(t.r_entry[:NB], Const(side, 1))
+            m_cfg = fresh_read(m, cfg_mem, r, cfg_wp, name=f"m_cfg_{side}")
+            m_tail = tail_mem.read_port(transparent_for=(tail_wp,))
+            m_code = code_mem.read_port(transparent_for=(code_wp,))
+            m_head = sync_read(m, head_mem[side], t.r_entry[:NB], name=f"m_head_{side}")
+            m.d.comb += [m_tail.addr.eq(r), m_code.addr.eq(r)]
+            m.d.comb += [t.ro_state.eq(Cat(head_of(m_head, m_cfg.gen), m_tail.data)),
+                         t.ro_error.eq(Cat(m_code.data, Const(0, 4), m_cfg.on & ~w_stale, m_cfg.drain | w_stale))]
 
-        for flags in (on, err, chains, pend, starved, draining, blocked):
-            flags.apply(m)
         return m

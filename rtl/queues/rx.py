@@ -115,15 +115,15 @@ class RxEngine(wiring.Component):
         idx = Mux(busy, k, 0)
         final = (after == 0) | (idx == ch.len - 1)
         with m.If(self.i_meta.valid & room):
-            with m.If(~busy & ~ch.running.bit_select(q, 1)):
+            with m.If(~busy & ~looked):
+                pass                          # the queue's chain and completion queue are being looked up
+            with m.Elif(~busy & ~ch.running):
                 m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), self.disabled.eq(1)]
-            with m.Elif(~busy & ~ch.ready.bit_select(q, 1)):
+            with m.Elif(~busy & ~ch.ready):
                 # No chain cached: wait while posted descriptors are being
                 # fetched; with none posted, drop the frame (or pause).
-                with m.If(looked & ~self.backpressure & ~ch.fetching):
+                with m.If(~self.backpressure & ~ch.fetching):
                     m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), self.no_buf.eq(1)]
-            with m.Elif(~busy & ~looked):
-                pass                          # the queue's chain and completion queue are being looked up
             with m.Elif(~busy & ch.full):
                 # Its completion queue has no free slot: waiting for the owner
                 # to drain it would hold every other queue, so the frame is

@@ -1,7 +1,8 @@
 """Transmit engine: chains of descriptors to frames, with zero copy.
 
-Round robin over the transmit queues that have a complete chain cached, it
-issues one DMA read per descriptor of the chain, as one gather group, so the
+It takes the transmit queues with a complete chain cached from the
+descriptor unit's work FIFO, one chain a turn (more while no other queue
+waits), and for each chain issues one DMA read per descriptor of the chain, as one gather group, so the
 frame's bytes arrive as one packed stream straight from the user's buffers into
 the transmit frame buffer (store and forward), whence the MAC sends it. A chain
 with a bad descriptor (outside the protection domain, or empty) is not read at
@@ -16,7 +17,6 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, flipped
 
 from ..dma.mux import DmaReadClient
-from ..lib.arbiter import round_robin
 from ..lib.stream import BufferedFifo, StreamFifo
 from ..packet_fifo import PacketFifo
 from ..streams import bytes_layout
@@ -39,7 +39,7 @@ class TxEngine(wiring.Component):
     def __init__(self, config):
         self._config = config
         super().__init__({
-            "chain": In(ChainPort(config.num_queues, config.desc_cache)),
+            "chain": In(ChainPort(config.num_queues, config.desc_cache, scheduled=True)),
             "dma": Out(DmaReadClient(config.data_width)),
             "o_frame": Out(stream.Signature(bytes_layout(config.data_width))),
             "cpl": Out(stream.Signature(cpl_req_layout())),
@@ -80,26 +80,32 @@ class TxEngine(wiring.Component):
         too_long = ch.bytes > cfg.max_frame - 4
 
         # ------------------------------------------------------------- schedule
-        # The engine names the queue and descriptor to look at next cycle
-        # (``ch.sel``/``ch.idx``); this cycle it acts on the one shown (``l_sel``).
+        # The engine takes a queue from the work FIFO and names it (and the
+        # descriptor to look at next cycle: ``ch.sel``/``ch.idx``); this cycle
+        # it acts on the one shown (``l_sel``, the queue it has). It gives the
+        # queue back after one chain, unless it has another and no other
+        # queue waits, or at once when it is not ready or its completion queue
+        # has no slot (the descriptor unit then parks it).
         busy = Signal()                       # inside a chain of l_sel, descriptor k next
         k = Signal(range(max(D, 2)))
         total = Signal(32)
-        last_q = Signal(range(max(N, 2)))
+        has = Signal()                        # a queue is the engine's: l_sel
         l_sel = Signal(range(max(N, 2)))
         l_idx = Signal(range(max(D, 2)))
-        m.d.sync += [l_sel.eq(ch.sel), l_idx.eq(ch.idx)]
-        # Queues with a chain cached (and not parked on a full completion queue).
-        eligible = ch.ready
-        pick = round_robin(m, N, eligible, last_q)
         busy_n = Signal()
         k_n = Signal(range(max(D, 2)))
-        m.d.comb += [busy_n.eq(busy), k_n.eq(k)]
-        m.d.sync += [busy.eq(busy_n), k.eq(k_n)]
-        m.d.comb += [ch.sel.eq(Mux(busy_n, l_sel, pick)), ch.idx.eq(Mux(busy_n, k_n, 0)), ch.hold.eq(busy)]
+        has_n = Signal()
+        m.d.comb += [busy_n.eq(busy), k_n.eq(k), has_n.eq(has)]
+        work = ch.work
+        m.d.comb += work.ready.eq(~has_n)
+        m.d.sync += [busy.eq(busy_n), k.eq(k_n), has.eq(has_n | work.valid), l_idx.eq(ch.idx)]
+        m.d.sync += l_sel.eq(ch.sel)
+        m.d.comb += [ch.sel.eq(Mux(has_n, l_sel, work.payload)), ch.idx.eq(Mux(busy_n, k_n, 0)), ch.hold.eq(busy)]
         # What is shown is the descriptor wanted: inside a chain, descriptor k;
-        # otherwise the first of a queue that is still eligible.
-        shown = Mux(busy, l_idx == k, (l_idx == 0) & eligible.bit_select(l_sel, 1))
+        # otherwise the first.
+        shown = has & Mux(busy, l_idx == k, l_idx == 0)
+        # After a chain: keep the queue while it has another and nobody waits.
+        keep = ch.more & ~work.valid
         cq = ch.cq
 
         rec = Signal(rec_l)
@@ -110,18 +116,17 @@ class TxEngine(wiring.Component):
         dec = Signal(range(depth + 1))       # reserved beats that have arrived
         wrote = Signal(range(depth + 1))     # beats of the head frame so far
         m.d.comb += rec.need.eq(need)
-        with m.If(shown & ~busy & ~ch.room):
-            # Its completion queue has no slot for the chain: the queue is
-            # parked until it has (the others go on).
-            m.d.comb += ch.block.eq(1)
-            m.d.sync += last_q.eq(l_sel)
+        with m.If(shown & ~busy & (~ch.ready | ~ch.room)):
+            # Nothing to send, or no completion slot for the chain: the queue
+            # goes back (parked until its completion queue has room).
+            m.d.comb += [ch.release.eq(1), has_n.eq(0)]
         with m.Elif(shown & pending.w_rdy):
             with m.If(~busy & ((ch.err != QueueStatus.OK) | too_long)):
                 # Refused chain: no DMA, a completion with the reason.
                 m.d.comb += [rec.status.eq(Mux(ch.err != QueueStatus.OK, ch.err, QueueStatus.TOO_LONG)),
                              pending.w_en.eq(1), ch.pop.eq(1), ch.claim.eq(1),
-                             self.too_long.eq(ch.err == QueueStatus.OK)]
-                m.d.sync += last_q.eq(l_sel)
+                             self.too_long.eq(ch.err == QueueStatus.OK),
+                             ch.release.eq(~keep), has_n.eq(keep)]
             with m.Elif(busy | fits):
                 m.d.comb += [req.valid.eq(1), req.payload.addr.eq(ch.desc.addr), req.payload.len.eq(ch.desc.len),
                              req.payload.more.eq(~is_last)]
@@ -130,8 +135,7 @@ class TxEngine(wiring.Component):
                     with m.If(is_last):
                         m.d.comb += [rec.dma.eq(1), rec.status.eq(QueueStatus.OK),
                                      rec.len.eq(Mux(busy, total, 0) + ch.desc.len), pending.w_en.eq(1), ch.pop.eq(1),
-                                     busy_n.eq(0)]
-                        m.d.sync += last_q.eq(l_sel)
+                                     busy_n.eq(0), ch.release.eq(~keep), has_n.eq(keep)]
                     with m.Else():
                         m.d.comb += [busy_n.eq(1), k_n.eq(l_idx + 1)]
                         m.d.sync += total.eq(Mux(busy, total, 0) + ch.desc.len)

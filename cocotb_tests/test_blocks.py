@@ -627,7 +627,8 @@ class _ChainModel:
             ctx.set(p.work.payload, self.fifo[0] if self.fifo else 0)
         ctx.set(p.room, int(room[shown]))
         ctx.set(p.full, 0)
-        ctx.set(p.fetching, 0)
+        if not self.scheduled:
+            ctx.set(p.fetching, 0)
         ctx.set(p.cq, shown % 2)
         if ch is not None:
             ctx.set(p.len, len(ch["bufs"]))

@@ -9,9 +9,10 @@ from dataclasses import dataclass, asdict, replace
 __all__ = ["NicConfig", "ConfigError", "LARGE"]
 
 #: The large build: 256 transmit and 256 receive queues and 256 completion
-#: queues, with descriptor caches of 8 (so that they fit the block RAM of an
-#: LFE5U-85F) and a 4 MiB BAR0 (768 doorbell pages).
-LARGE = dict(num_queues=256, num_cqs=256, desc_cache=8, bar0_size=1 << 22)
+#: queues, with descriptor caches of 8 and an 8 KiB DMA self-test buffer (so
+#: that they fit the block RAM of an LFE5U-85F) and a 4 MiB BAR0 (768
+#: doorbell pages).
+LARGE = dict(num_queues=256, num_cqs=256, desc_cache=8, dma_test_mem=8192, bar0_size=1 << 22)
 
 
 class ConfigError(ValueError):

@@ -69,8 +69,7 @@ issued and every chain popped up to that moment (by anyone: global counts, so
 no per-queue count is kept) has ended and been retired; then it has the
 doorbell unit, the fetcher, the arrival path and the queue's engine (its
 cache pointers) clear the queue's entries, and writes the configuration with
-a new generation (different from the one the engine's head entry carries, so
-that entry reads as 0 until the engine writes it). The incarnation takes its
+a new generation (the engine's head entry is cleared to it, at 0). The incarnation takes its
 ring size, completion queue and protection domain from CTRL when it starts and
 keeps them, so whatever it started is completed where it began. A fetch is
 tagged with the queue's generation and is used only while the queue is still
@@ -136,7 +135,8 @@ class ChainPort(wiring.Signature):
     desc     Out(Descriptor): its descriptor ``idx`` (of the previous cycle)
     head     Out(16): ring index of its first descriptor
     cq       Out(8): the shown queue's completion queue (of its incarnation)
-    fetching Out(1): descriptors posted to the shown queue are still on their way in
+    fetching Out(1): descriptors posted to the shown queue are still on their
+             way in (the receive side only: its frames wait for them)
     room     Out(1): the shown queue may claim a slot of its completion queue this cycle
     full     Out(1): the shown queue's completion queue has no free slot at all
     claim    In(1): the engine starts the shown queue's chain: its completion slot is taken
@@ -158,9 +158,11 @@ class ChainPort(wiring.Signature):
             "running": Out(1), "ready": Out(1), "more": Out(1),
             "len": Out(range(d + 1)), "err": Out(4), "bytes": Out(16),
             "head": Out(16), "cq": Out(8),
-            "desc": Out(Descriptor), "fetching": Out(1), "room": Out(1), "full": Out(1),
+            "desc": Out(Descriptor), "room": Out(1), "full": Out(1),
             "claim": In(1), "hold": In(1), "pop": In(1),
         }
+        if not scheduled:
+            members["fetching"] = Out(1)
         if scheduled:
             members.update({"work": Out(stream.Signature(range(max(n, 2)))), "release": In(1)})
         super().__init__(members)
@@ -252,14 +254,17 @@ class DescQueues(wiring.Component):
         m.submodules.cfg_mem = cfg_mem = state_memory(shape=cfg_l, depth=Q)
         m.submodules.tail_mem = tail_mem = Memory(shape=16, depth=Q, init=[])
         m.submodules.fetch_mem = fetch_mem = Memory(shape=16, depth=Q, init=[])
-        # The arrival path's entry in three memories, for their readers: the
-        # chain being cached (the arrival path only), the chains completed
-        # (also the engines and schedulers), the fault code (also the register
-        # window and whoever asks whether the queue runs).
+        # The arrival path's entry in two memories, for their readers: the
+        # chain being cached (the arrival path only); the chains completed and
+        # the fault code (also the engines, the schedulers and the register
+        # window: whoever asks whether the queue runs and has a chain).
         part_l = data.StructLayout({"len": DB + 1, "err": 4, "bytes": 16, "first": 16})
         m.submodules.acc_mem = acc_mem = Memory(shape=part_l, depth=Q, init=[])
-        m.submodules.chw_mem = chw_mem = Memory(shape=DB + 1, depth=Q, init=[])
-        m.submodules.code_mem = code_mem = Memory(shape=4, depth=Q, init=[])
+        arr_l = data.StructLayout({"ch_wr": DB + 1, "code": 4})
+        m.submodules.arr_mem = arr_mem = Memory(shape=arr_l, depth=Q, init=[])
+        # A cached descriptor keeps its address, length and MORE (the only
+        # flag defined): 97 bits, not 128.
+        cached_l = data.StructLayout({"addr": 64, "len": 32, "more": 1})
         head_mem, cache, info = [], [], []
         for side, sn in enumerate(("tx", "rx")):
             # The engine's head entry: its readers take it a cycle late (the
@@ -267,7 +272,7 @@ class DescQueues(wiring.Component):
             # so it is read without bypass logic; a pop in the cycle of their
             # read comes from a register (``head_after_read``).
             head_mem.append(state_memory(shape=head_l, depth=N))
-            cache.append(Memory(shape=Descriptor, depth=N * D, init=[]))
+            cache.append(Memory(shape=cached_l, depth=N * D, init=[]))
             info.append(Memory(shape=info_l, depth=N * D, init=[]))
             m.submodules[f"head_{sn}"] = head_mem[side]
             m.submodules[f"cache_{sn}"] = cache[side]
@@ -282,8 +287,7 @@ class DescQueues(wiring.Component):
         tail_wp = tail_mem.write_port()
         fetch_wp = fetch_mem.write_port()
         acc_wp = acc_mem.write_port()
-        chw_wp = chw_mem.write_port()
-        code_wp = code_mem.write_port()
+        arr_wp = arr_mem.write_port()
         head_wp = [mem.write_port() for mem in head_mem]
         cache_wp = [mem.write_port() for mem in cache]
         info_wp = [mem.write_port() for mem in info]
@@ -324,6 +328,7 @@ class DescQueues(wiring.Component):
         clr_q = Signal(QB)
         clr_req = Signal(4)                       # doorbell unit, fetcher, arrival path, the queue's engine
         clr_done = Signal(4)
+        clr_gen = Signal(8)                       # the generation the queue starts with
 
         # Hints for the fetcher: queues whose doorbell was taken, queues an
         # engine popped a chain of (their cache has room again).
@@ -433,8 +438,8 @@ class DescQueues(wiring.Component):
         f_cfg = fresh_read(m, cfg_mem, p_q, cfg_wp, name="f_cfg")
         f_tail = read(tail_mem, tail_wp, p_q, "f_tail")
         f_fetch = read(fetch_mem, fetch_wp, p_q, "f_fetch")
-        f_code = read(code_mem, code_wp, p_q, "f_code")
-        f_chw = read(chw_mem, chw_wp, p_q, "f_chw")
+        f_arr = arr_l(read(arr_mem, arr_wp, p_q, "f_arr"))
+        f_code, f_chw = f_arr.code, f_arr.ch_wr
         f_ptr = [ptr_l(read(ptr_mem[k], ptr_wp[k], within(p_q), f"f_ptr_{k}")) for k in range(2)]
         f_head_rd = [sync_read(m, mem, within(p_q), name=f"f_head_{k}") for k, mem in enumerate(head_mem)]
         f_head = head_after_read(p_q, f_head_rd, f_cfg.gen, "f")
@@ -546,17 +551,16 @@ class DescQueues(wiring.Component):
         # what was read is for another queue.
         g = inflight.head
         a_acc_rd = acc_mem.read_port(transparent_for=(acc_wp,))
-        a_chw_rd = chw_mem.read_port(transparent_for=(chw_wp,))
-        a_code_rd = code_mem.read_port(transparent_for=(code_wp,))
+        a_arr_rd = arr_mem.read_port(transparent_for=(arr_wp,))
         a_addr = Signal(QB)
         a_read_q = Signal(QB)
         m.d.comb += a_addr.eq(Mux(end_of_group, inflight.next.q, g.q))
-        m.d.comb += [a_acc_rd.addr.eq(a_addr), a_chw_rd.addr.eq(a_addr), a_code_rd.addr.eq(a_addr)]
+        m.d.comb += [a_acc_rd.addr.eq(a_addr), a_arr_rd.addr.eq(a_addr)]
         a_cfg = fresh_read(m, cfg_mem, a_addr, cfg_wp, name="a_cfg")
         m.d.sync += a_read_q.eq(a_addr)
         m.d.comb += stall.eq((a_read_q != g.q) | clr_req[2])
         r_q = g.q
-        acc = acc_l(Cat(a_acc_rd.data, a_chw_rd.data, a_code_rd.data))
+        acc = acc_l(Cat(a_acc_rd.data, a_arr_rd.data))
         k = Signal(DB + 1)            # descriptor of the group
         with m.If(end_of_group):
             m.d.sync += k.eq(0)
@@ -583,7 +587,7 @@ class DescQueues(wiring.Component):
         m.d.comb += nxt.eq(acc)
         taking = word_take & current
         for side in range(2):
-            m.d.comb += [cache_wp[side].addr.eq(Cat(index[:DB], within(r_q))), cache_wp[side].data.eq(desc),
+            m.d.comb += [cache_wp[side].addr.eq(Cat(index[:DB], within(r_q))), cache_wp[side].data.eq(Cat(desc.addr, desc.len, ~r_end)),
                          cache_wp[side].en.eq(taking & (is_rx == side)),
                          info_wp[side].addr.eq(Cat(r_first[:DB], within(r_q))),
                          info_wp[side].data.len.eq(r_len), info_wp[side].data.err.eq(r_err),
@@ -609,7 +613,7 @@ class DescQueues(wiring.Component):
             m.d.comb += nxt.code.eq(fault_code)
         m.d.comb += self.fault.eq(fault)
         # The entry written (the arrival path's, or a clear for a new
-        # incarnation) goes to its three memories at once.
+        # incarnation) goes to its two memories at once.
         acc_w = Signal(acc_l)
         acc_w_q = Signal(QB)
         acc_w_en = Signal()
@@ -617,7 +621,7 @@ class DescQueues(wiring.Component):
             m.d.comb += [acc_w_q.eq(r_q), acc_w.eq(nxt), acc_w_en.eq(1)]
         with m.Elif(clr_req[2]):
             m.d.comb += [acc_w_q.eq(clr_q), acc_w_en.eq(1), clr_done[2].eq(1)]
-        for wp, value in ((acc_wp, acc_w.as_value()[:part_l.size]), (chw_wp, acc_w.ch_wr), (code_wp, acc_w.code)):
+        for wp, value in ((acc_wp, acc_w.as_value()[:part_l.size]), (arr_wp, Cat(acc_w.ch_wr, acc_w.code))):
             m.d.comb += [wp.addr.eq(acc_w_q), wp.data.eq(value), wp.en.eq(acc_w_en)]
         with m.If(end_of_group):
             m.d.comb += inflight.r_en.eq(1)
@@ -640,10 +644,8 @@ class DescQueues(wiring.Component):
             rd = cache[side].read_port(transparent_for=(cache_wp[side],))
             ird = info[side].read_port(transparent_for=(info_wp[side],))
             e_cfg = fresh_read(m, cfg_mem, named, cfg_wp, name=f"e_cfg_{sn}")
-            e_chw = read(chw_mem, chw_wp, named, f"e_chw_{sn}")
-            e_code = read(code_mem, code_wp, named, f"e_code_{sn}")
-            e_tail = read(tail_mem, tail_wp, named, f"e_tail_{sn}")
-            e_fetch = read(fetch_mem, fetch_wp, named, f"e_fetch_{sn}")
+            e_arr = arr_l(read(arr_mem, arr_wp, named, f"e_arr_{sn}"))
+            e_chw, e_code = e_arr.ch_wr, e_arr.code
             shown_cfg.append(e_cfg)
             same = port.pop & (port.sel == sel_q)
             ch = ird.data
@@ -666,20 +668,28 @@ class DescQueues(wiring.Component):
                 rd.addr.eq(Cat((nxt_c_head + port.idx)[:DB], port.sel)),
                 port.running.eq(running), port.ready.eq(shown_ready[side]), port.more.eq(running & (cached >= 2)),
                 port.len.eq(ch.len), port.err.eq(ch.err), port.bytes.eq(ch.bytes), port.head.eq(ch.index),
-                port.desc.eq(rd.data), port.cq.eq(e_cfg.cq),
-                port.fetching.eq((e_tail != e_fetch) | inflight.has("q", sq)),
+                port.desc.addr.eq(rd.data.addr), port.desc.len.eq(rd.data.len),
+                port.desc.flags.eq(Mux(rd.data.more, DescFlags.MORE, 0)), port.cq.eq(e_cfg.cq),
             ]
+            if side == 1:
+                # Only the receive engine waits for descriptors on their way.
+                e_tail = read(tail_mem, tail_wp, named, "e_tail")
+                e_fetch = read(fetch_mem, fetch_wp, named, "e_fetch")
+                m.d.comb += port.fetching.eq((e_tail != e_fetch) | inflight.has("q", sq))
             # A pop: the head chain moves on.
             wp = ptr_wp[side]
             with m.If(port.pop):
                 m.d.comb += [wp.addr.eq(sel_q), wp.en.eq(1), wp.data.c_head.eq(ptr_shown.data.c_head + ch.len),
-                             wp.data.ch_rd.eq(ptr_shown.data.ch_rd + 1)]
+                             wp.data.ch_rd.eq(ptr_shown.data.ch_rd + 1),
+                             head_wp[side].addr.eq(sel_q), head_wp[side].en.eq(1),
+                             head_wp[side].data.gen.eq(e_cfg.gen), head_wp[side].data.head.eq(ch.index + ch.len)]
             with m.Elif(clr_req[3] & (side_of(clr_q) == side)):
-                m.d.comb += [wp.addr.eq(within(clr_q)), wp.en.eq(1), wp.data.eq(0), clr_done[3].eq(1)]
+                # ... and its head entry is that of the next incarnation, at 0.
+                m.d.comb += [wp.addr.eq(within(clr_q)), wp.en.eq(1), wp.data.eq(0), clr_done[3].eq(1),
+                             head_wp[side].addr.eq(within(clr_q)), head_wp[side].en.eq(1),
+                             head_wp[side].data.gen.eq(clr_gen), head_wp[side].data.head.eq(0)]
             m.d.comb += [pop_wr[side].eq(port.pop), pop_wr_q[side].eq(sel_q),
                          pop_wr_head[side].eq(ch.index + ch.len),
-                         head_wp[side].addr.eq(sel_q), head_wp[side].en.eq(port.pop),
-                         head_wp[side].data.gen.eq(e_cfg.gen), head_wp[side].data.head.eq(ch.index + ch.len),
                          hint_pop[side].w_en.eq(port.pop), hint_pop[side].w_data.eq(sel_q)]
             with m.If(port.pop):
                 m.d.sync += pops[side].eq(pops[side] + 1)
@@ -736,8 +746,8 @@ class DescQueues(wiring.Component):
         o_full = Cat(o_q, Const(0, 1))
         s_state = read(sched_mem, sched_wp, o_q, "s_state")
         s_cfg = fresh_read(m, cfg_mem, o_full, cfg_wp, name="s_cfg")
-        s_code = read(code_mem, code_wp, o_full, "s_code")
-        s_chw = read(chw_mem, chw_wp, o_full, "s_chw")
+        s_arr = arr_l(read(arr_mem, arr_wp, o_full, "s_arr"))
+        s_code, s_chw = s_arr.code, s_arr.ch_wr
         s_ptr = ptr_l(read(ptr_mem[0], ptr_wp[0], o_q, "s_ptr"))
         m.d.comb += cl.scan.eq(s_cfg.cq)
         s_ready = is_on(s_cfg) & (s_code == 0) & (s_chw != s_ptr.ch_rd)
@@ -769,7 +779,6 @@ class DescQueues(wiring.Component):
                                 self.tx.hold & (sel_qs[0] == within(u_q))))
         u_addr = Signal(QB)
         u_cfg = fresh_read(m, cfg_mem, u_addr, cfg_wp, name="u_cfg")
-        u_head_rd = [sync_read(m, mem, within(u_addr), name=f"u_head_{k}") for k, mem in enumerate(head_mem)]
         for side in range(2):
             m.d.comb += self._ctrl_rd[side].addr.eq(within(u_addr))
         # Each CTRL write stamps its queue (a running count of CTRL writes);
@@ -794,7 +803,7 @@ class DescQueues(wiring.Component):
         u_ctrl = Mux(u_read_side, self._ctrl_rd[1].data, self._ctrl_rd[0].data)
         u_en = get_field(u_ctrl, ctrl_reg, "ENABLE")
         pending_clr = Signal(4)
-        m.d.comb += [clr_q.eq(u_q), clr_req.eq(pending_clr)]
+        m.d.comb += [clr_q.eq(u_q), clr_req.eq(pending_clr), clr_gen.eq((u_cfg.gen + 1)[:8])]
         new_cfg = Signal(cfg_l)
         m.d.comb += [new_cfg.eq(u_cfg), cfg_wp.data.eq(new_cfg)]
         with m.FSM(name="queue_start"):
@@ -850,9 +859,7 @@ class DescQueues(wiring.Component):
                 with m.Else():
                     m.d.comb += [cfg_wp.addr.eq(u_q), cfg_wp.en.eq(1),
                                  seen_wp.addr.eq(u_q), seen_wp.data.eq(u_stamp), seen_wp.en.eq(1)]
-                old = u_cfg.gen
-                h_gen = Mux(u_side, u_head_rd[1].gen, u_head_rd[0].gen)
-                m.d.comb += [new_cfg.gen.eq(Mux((old + 1)[:8] == h_gen, old + 2, old + 1)[:8]),
+                m.d.comb += [new_cfg.gen.eq(clr_gen),
                              new_cfg.log.eq(get_field(u_ctrl, ctrl_reg, "LOG_SIZE")),
                              new_cfg.cq.eq(get_field(u_ctrl, ctrl_reg, "CQ")),
                              new_cfg.pd.eq(get_field(u_ctrl, ctrl_reg, "PD")),
@@ -867,15 +874,13 @@ class DescQueues(wiring.Component):
         m.d.comb += w_entry.eq(Mux(w_rx, Cat(t_q[1].r_entry[:NB], Const(1, 1)), Cat(t_q[0].r_entry[:NB], Const(0, 1))))
         w_stale = fresh_read(m, stamp_mem, w_entry, stamp_wp, name="w_stamp") != \
             fresh_read(m, seen_mem, w_entry, seen_wp, name="w_seen")
+        m_cfg = fresh_read(m, cfg_mem, w_entry, cfg_wp, name="m_cfg")
+        m_tail = read(tail_mem, tail_wp, w_entry, "m_tail")
+        m_code = arr_l(read(arr_mem, arr_wp, w_entry, "m_arr")).code
         for side in range(2):
             t = t_q[side]
-            r = Cat(t.r_entry[:NB], Const(side, 1))
-            m_cfg = fresh_read(m, cfg_mem, r, cfg_wp, name=f"m_cfg_{side}")
-            m_tail = tail_mem.read_port(transparent_for=(tail_wp,))
-            m_code = code_mem.read_port(transparent_for=(code_wp,))
             m_head = sync_read(m, head_mem[side], t.r_entry[:NB], name=f"m_head_{side}")
-            m.d.comb += [m_tail.addr.eq(r), m_code.addr.eq(r)]
-            m.d.comb += [t.ro_state.eq(Cat(head_of(m_head, m_cfg.gen), m_tail.data)),
-                         t.ro_error.eq(Cat(m_code.data, Const(0, 4), m_cfg.on & ~w_stale, m_cfg.drain | w_stale))]
+            m.d.comb += [t.ro_state.eq(Cat(head_of(m_head, m_cfg.gen), m_tail)),
+                         t.ro_error.eq(Cat(m_code, Const(0, 4), m_cfg.on & ~w_stale, m_cfg.drain | w_stale))]
 
         return m

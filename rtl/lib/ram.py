@@ -16,7 +16,7 @@ the old value, as a synchronous port would.
 from amaranth.hdl import Mux, Signal
 from amaranth.lib.memory import Memory
 
-__all__ = ["block_memory", "state_memory", "sync_read", "fresh_read", "DISTRIBUTED_MAX"]
+__all__ = ["block_memory", "state_memory", "sync_read", "fresh_read", "WriteStamps", "DISTRIBUTED_MAX"]
 
 #: Per-entry state of at most this many entries goes into distributed RAM
 #: (``state_memory``): a few cells per read port, and its registered read is
@@ -52,15 +52,56 @@ def sync_read(m, mem, addr, en=None, name=None):
     return data
 
 
-def fresh_read(m, mem, addr, wp, name=None):
+def fresh_read(m, mem, addr, wp, en=None, name=None):
     """:func:`sync_read` of ``mem`` at ``addr`` that returns what write port
-    ``wp`` writes there in the cycle of the read (a register and a
-    multiplexer beside the memory, for entries whose owner may rewrite them
-    while others read them)."""
-    old = sync_read(m, mem, addr, name=None if name is None else f"{name}_mem")
+    ``wp`` writes there in the cycle of the read, or (with ``en`` low, the
+    entry held) later (a register and a multiplexer beside the memory, for
+    entries whose owner may rewrite them while others read them)."""
+    old = sync_read(m, mem, addr, en=en, name=None if name is None else f"{name}_mem")
     hit = Signal(name=None if name is None else f"{name}_hit")
     new = Signal(mem.shape, name=None if name is None else f"{name}_new")
-    m.d.sync += [hit.eq(wp.en.any() & (wp.addr == addr)), new.eq(wp.data)]
+    if en is None:
+        m.d.sync += [hit.eq(wp.en.any() & (wp.addr == addr)), new.eq(wp.data)]
+    else:
+        held = Signal.like(addr, name=None if name is None else f"{name}_addr")
+        with m.If(en):
+            m.d.sync += [held.eq(addr), hit.eq(wp.en.any() & (wp.addr == addr)), new.eq(wp.data)]
+        with m.Elif(wp.en.any() & (wp.addr == held)):
+            m.d.sync += [hit.eq(1), new.eq(wp.data)]
     out = Signal(mem.shape, name=name)
     m.d.comb += out.eq(Mux(hit, new, old))
     return out
+
+
+class WriteStamps:
+    """Which entries were written since their owner last looked, without a
+    flag per entry: each write event stamps its entry with a running count
+    (never 0) in one memory, and the owner records the stamp it has taken
+    in another; an entry is stale while they differ. ``ev_stb``/``ev_addr``:
+    the write events (one a cycle)."""
+
+    def __init__(self, m, depth, ev_stb, ev_addr, name):
+        self._m = m
+        self._count = Signal(16, init=1, name=f"{name}_count")
+        self._stamps = Memory(shape=16, depth=depth, init=[])
+        self._seen = Memory(shape=16, depth=depth, init=[])
+        m.submodules[f"{name}_stamps"] = self._stamps
+        m.submodules[f"{name}_seen"] = self._seen
+        self._stamp_wp = self._stamps.write_port()
+        self.seen_wp = self._seen.write_port()
+        nxt = (self._count + 1)[:16]
+        with m.If(ev_stb):
+            m.d.sync += self._count.eq(Mux(nxt == 0, 1, nxt))
+        m.d.comb += [self._stamp_wp.addr.eq(ev_addr), self._stamp_wp.data.eq(self._count),
+                     self._stamp_wp.en.eq(ev_stb)]
+
+    def read(self, addr, name):
+        """The stamp of entry ``addr`` and whether it is stale, on the next cycle."""
+        stamp = fresh_read(self._m, self._stamps, addr, self._stamp_wp, name=f"{name}_stamp")
+        seen = fresh_read(self._m, self._seen, addr, self.seen_wp, name=f"{name}_seen")
+        return stamp, stamp != seen
+
+    def take(self, addr, stamp):
+        """Statements: the owner has taken entry ``addr`` up to ``stamp``."""
+        wp = self.seen_wp
+        return [wp.addr.eq(addr), wp.data.eq(stamp), wp.en.eq(1)]

@@ -4,8 +4,8 @@ their interrupts, with moderation.
 Every completion has a slot waiting for it: an engine starts a chain only
 after claiming a slot of its completion queue (``claim``), so a record is never
 held up by a full ring, and a completion queue that its owner does not drain
-holds only the queues bound to it. A record whose completion queue stopped
-after its chain started is dropped and counted. A consumer-index doorbell is
+holds only the queues bound to it. A record whose completion queue had stopped
+when the record came is dropped and counted. A consumer-index doorbell is
 taken only between the last consumer index and the records written; others
 are ignored and counted. Each record written or dropped is reported to the
 queues (``retire``), for their drain. With beats of 32 bytes or more, two
@@ -13,11 +13,12 @@ records for consecutive slots of one ring (the first even) go in one write: a
 record for an even slot waits up to ``PAIR_WAIT`` cycles for its partner.
 
 State lives in memories, each written by one unit: the configuration of each
-incarnation (the start unit), the producer index (the record path), the
+incarnation, with whether it runs or drains (the start unit), the producer index (the record path), the
 records written (the status path: a record counts once its write has passed
 the PCIe arbiter, so an interrupt never overtakes it), the consumer index (the
-doorbell unit), the interrupt timer's start (the interrupt scanner), and what
-makes up a queue's free slots: its ring size (the start unit), the slots
+doorbell unit, with the stamp of the last arming), the interrupt timer's start
+and the arming stamp last answered (the interrupt scanner), and what
+makes up a queue's free slots: its ring size (and whether it runs: the start unit), the slots
 consumed (the consumer index) and those claimed by the transmit and by the
 receive engine (running counts). Free slots are size + consumed - claimed (a
 record is dropped only for a queue that no longer runs, which has no room
@@ -25,19 +26,22 @@ anyway, so a drop gives nothing back); size and counts are read without a clock
 (distributed RAM) for the three completion queues the descriptor unit asks
 about each cycle (``claim``: those of the queues the engines are shown, and
 the one its scanner visits), so no count is kept per queue in flip-flops and
-nothing is added up for queues nobody asks about. Flip-flops hold only what
-must be seen for every completion queue at once: running, armed, draining.
+nothing is added up for queues nobody asks about. No per-queue state is kept
+in flip-flops.
 
 Incarnations. ENABLE starts an incarnation only once everything of the
-previous one has landed: the start unit notes how many slots each engine had
+previous one has landed. The start unit visits the completion queues one a
+cycle, comparing ENABLE and the CTRL write stamps (``WriteStamps``) with the
+configuration; a queue to stop has no room from the next cycle. It notes how many slots each engine had
 claimed, waits until as many of each engine's records have been written or
 dropped, then until every write issued by then has passed the arbiter; it has
 the record path, the status path and the doorbell unit clear the queue's
-entries, and takes LOG_SIZE, VECTOR, MOD_COUNT and MOD_TIME from the table.
+entries (and its arming), and takes LOG_SIZE, VECTOR, MOD_COUNT and MOD_TIME from the table.
 
 Interrupts. A completion queue interrupts when it is armed (by its doorbell)
 and either MOD_COUNT completions are unconsumed or one has waited MOD_TIME
-cycles; the interrupt disarms it. A scanner visits one completion queue a
+cycles; the interrupt disarms it (an arming that comes as it fires is not
+lost: the interrupt answers the stamp it saw). A scanner visits one completion queue a
 cycle and decides; the timer starts when the scanner first finds the queue
 armed with a completion unconsumed (so interrupts come up to ``num_cqs``
 cycles late, never early).
@@ -50,10 +54,9 @@ from amaranth.lib.wiring import In, Out
 
 from ..csr import get_field
 from ..dma.mux import DmaWriteClient
-from ..lib.arbiter import round_robin
-from ..lib.flags import FlagBits, passed
+from ..lib.flags import passed
 from ..lib.peek import PeekFifo
-from ..lib.ram import state_memory, sync_read
+from ..lib.ram import WriteStamps, fresh_read, state_memory
 from .common import cpl_req_layout
 from .desc import RETIRE_PORTS, CqClaimSignature, RetireSignature
 from .layouts import CPL_BYTES, Completion
@@ -89,7 +92,7 @@ class CplWriter(wiring.Component):
         self._base_rd = tables["CQ"].read_port("BASE")
         self._ctrl_rd = tables["CQ"].read_port("CTRL")
         self._time_rd = tables["CQ"].read_port("MOD_TIME")
-        self._enabled = tables["CQ"].flag("CTRL", "ENABLE")
+        self._ctrl_written = tables["CQ"].written("CTRL")
         tables["CQ"].late("STATE")
         tables["CQ"].late("STATUS")
         super().__init__({
@@ -120,11 +123,12 @@ class CplWriter(wiring.Component):
             return (cq < C) if C < 256 else Const(1)
 
         # ------------------------------------------------------------ memories
-        ccfg_l = data.StructLayout({"log": 4, "vector": 5, "count": 16, "time": 32})
-        t0_l = data.StructLayout({"valid": 1, "t0": 32})
-        # The configuration is written only as an incarnation starts, when no
-        # record or interrupt decision is for the queue: block RAM, read
-        # without bypass logic.
+        ccfg_l = data.StructLayout({"log": 4, "vector": 5, "count": 16, "time": 32, "on": 1, "drain": 1})
+        t0_l = data.StructLayout({"valid": 1, "t0": 32, "arm": 16})
+        size_l = data.StructLayout({"log": 4, "on": 1})
+        # The configuration is written by the start unit only (as an
+        # incarnation starts, stops and has drained), read through a bypass
+        # for the cycle it is written.
         m.submodules.ccfg_mem = ccfg_mem = state_memory(shape=ccfg_l, depth=C)
         m.submodules.prod_mem = prod_mem = Memory(shape=16, depth=C, init=[])
         m.submodules.done_mem = done_mem = Memory(shape=16, depth=C, init=[])
@@ -135,17 +139,22 @@ class CplWriter(wiring.Component):
         done_wp = done_mem.write_port()
         cons_wp = cons_mem.write_port()
         t0_wp = t0_mem.write_port()
+        # Arming: each arming doorbell stamps its completion queue (a running
+        # count, never 0: the doorbell unit writes ``arm``); an interrupt
+        # records the stamp it answered (the interrupt scanner writes
+        # ``fired``). A queue is armed while they differ.
+        m.submodules.arm_mem = arm_mem = Memory(shape=16, depth=C, init=[])
+        m.submodules.fired_mem = fired_mem = Memory(shape=16, depth=C, init=[])
+        arm_wp, fired_wp = arm_mem.write_port(), fired_mem.write_port()
+        arm_count = Signal(16, init=1)
 
-        # ------------------------------------------------------ per-CQ state
-        on = FlagBits("cq_on", C)
-        armed = FlagBits("cq_armed", C)
-        rearm = FlagBits("cq_rearm", C)           # armed again: the timer starts anew
-        draining = FlagBits("cq_draining", C)
-        want = Signal(C)
-        m.d.comb += want.eq(self._enabled)
-        stop = on.value & ~want
-        on.clear_mask(stop)
-        draining.set_mask(stop)
+        # After a reset the start unit sweeps the configuration (the memories
+        # keep their contents); until it has, no completion queue runs.
+        swept = Signal()
+
+        def is_on(c):
+            return c.on & swept
+
         cl = self.claim
         # Running counts for the drain: slots claimed and records finished
         # (written or dropped), per engine; record writes issued and done.
@@ -157,9 +166,10 @@ class CplWriter(wiring.Component):
                      finished[0].eq(finished[0] + fin[0]), finished[1].eq(finished[1] + fin[1])]
         # Clearing a completion queue's entries when its incarnation starts.
         clr_j = Signal(CB)
-        # record path, status path, doorbell unit; the claim counts of tx and rx
-        clr_req = Signal(5)
-        clr_done = Signal(5)
+        # record path, status path, doorbell unit; the claim counts of tx and
+        # rx; the interrupt scanner
+        clr_req = Signal(6)
+        clr_done = Signal(6)
 
         # ------------------------------------------------------ record path
         # A record is taken from its engine's stream into ``r`` while its
@@ -176,7 +186,7 @@ class CplWriter(wiring.Component):
         p_prod_rd = prod_mem.read_port(transparent_for=(prod_wp,))
         nxt_cq = Signal(8)
         m.d.comb += nxt_cq.eq(nxt.cq)
-        p_cfg = sync_read(m, ccfg_mem, nxt_cq[:CB], en=load, name="p_cfg")
+        p_cfg = fresh_read(m, ccfg_mem, nxt_cq[:CB], ccfg_wp, en=load, name="p_cfg")
         m.d.comb += [p_prod_rd.addr.eq(nxt_cq[:CB]), p_prod_rd.en.eq(load), self._base_rd.addr.eq(nxt_cq[:CB]),
                      self._base_rd.en.eq(load)]
         with m.If(load):
@@ -185,7 +195,7 @@ class CplWriter(wiring.Component):
         with m.Elif(take):
             m.d.sync += r_valid.eq(0)
         j = r.cq[:CB]
-        enabled = exists(r.cq) & on.bit(j)
+        enabled = exists(r.cq) & is_on(p_cfg)
         r_q = Signal(QB)
         m.d.comb += r_q.eq(Mux(r.kind, N + r.queue, r.queue))
         p_j = p_prod_rd.data
@@ -323,17 +333,22 @@ class CplWriter(wiring.Component):
         m.d.comb += [d_cons_rd.addr.eq(dbs.entry[:CB]), d_done_rd.addr.eq(dbs.entry[:CB])]
         m.d.sync += [d_valid.eq(dbs.stb & exists(dbs.entry)), d_j.eq(dbs.entry[:CB]), d_cons.eq(db_cons),
                      d_arm.eq(db_arm)]
+        d_cfg = fresh_read(m, ccfg_mem, dbs.entry[:CB], ccfg_wp, name="d_cfg")
         d_done = Mux(st.valid & (o_r.cq == d_j), s_new, d_done_rd.data)
         unconsumed = (d_done - d_cons_rd.data)[:16]
         delta = (d_cons - d_cons_rd.data)[:16]
-        d_ok = on.bit(d_j) & (delta <= unconsumed)
+        d_ok = is_on(d_cfg) & (delta <= unconsumed)
         m.d.comb += self.db_ignored.eq((dbs.stb & ~exists(dbs.entry)) | (d_valid & ~d_ok))
         with m.If(d_valid & d_ok):
             m.d.comb += [cons_wp.addr.eq(d_j), cons_wp.data.eq(d_cons), cons_wp.en.eq(1)]
         with m.Elif(clr_req[2]):
             m.d.comb += [cons_wp.addr.eq(clr_j), cons_wp.data.eq(0), cons_wp.en.eq(1), clr_done[2].eq(1)]
-        armed.set(d_valid & d_ok & d_arm, d_j)
-        rearm.set(d_valid & d_ok & d_arm, d_j)
+        # The arming stamp is written with the consumer index (and cleared with it).
+        m.d.comb += [arm_wp.addr.eq(cons_wp.addr), arm_wp.en.eq(cons_wp.en & (~(d_valid & d_ok) | d_arm)),
+                     arm_wp.data.eq(Mux(d_valid & d_ok, arm_count, 0))]
+        with m.If(d_valid & d_ok & d_arm):
+            nxt_arm = (arm_count + 1)[:16]
+            m.d.sync += arm_count.eq(Mux(nxt_arm == 0, 1, nxt_arm))
 
         # ------------------------------------------------------ free slots
         # size + consumed - claimed, for the completion queue of the queue
@@ -341,7 +356,7 @@ class CplWriter(wiring.Component):
         # cycle are seen from the next (claims are taken, and counted, in the
         # cycle they are made: the descriptor unit asks for two slots when
         # both engines may claim from one queue in a cycle).
-        log_mem = Memory(shape=4, depth=C, init=[])
+        log_mem = Memory(shape=size_l, depth=C, init=[])
         claimed = [Memory(shape=16, depth=C, init=[]) for _ in range(2)]
         m.submodules.log_mem = log_mem
         m.submodules.claimed_tx_mem, m.submodules.claimed_rx_mem = claimed
@@ -349,17 +364,20 @@ class CplWriter(wiring.Component):
         claimed_wp = [mem.write_port() for mem in claimed]
         asks = (cl.tx.cq, cl.rx.cq, cl.scan)
         free_of = []
+        on_of = []
         claimed_at = []
         for k, ask in enumerate(asks):
             rds = [mem.read_port(domain="comb") for mem in (log_mem, cons_mem, *claimed)]
             for rd in rds:
                 m.d.comb += rd.addr.eq(ask[:CB])
             f = Signal(16, name=f"free_{('tx', 'rx', 'scan')[k]}")
-            m.d.comb += f.eq(size_of(rds[0].data) + rds[1].data - rds[2].data - rds[3].data)
+            lg = size_l(rds[0].data)
+            m.d.comb += f.eq(size_of(lg.log) + rds[1].data - rds[2].data - rds[3].data)
             free_of.append(f)
+            on_of.append(exists(ask) & is_on(lg))
             claimed_at.append(rds[2 + k].data if k < 2 else None)
-            m.d.comb += cl.room[k].eq(exists(ask) & on.bit(ask[:CB]) & (f != 0))
-        m.d.comb += cl.room2.eq(exists(cl.rx.cq) & on.bit(cl.rx.cq[:CB]) & (free_of[1][1:] != 0))
+            m.d.comb += cl.room[k].eq(on_of[k] & (f != 0))
+        m.d.comb += cl.room2.eq(on_of[1] & (free_of[1][1:] != 0))
         # Each claim count is written by its engine's claims, cleared on a free cycle.
         for k, c in enumerate((cl.tx, cl.rx)):
             with m.If(c.en):
@@ -379,11 +397,17 @@ class CplWriter(wiring.Component):
         i_cons_rd = cons_mem.read_port(transparent_for=(cons_wp,))
         i_t0_rd = t0_mem.read_port(transparent_for=(t0_wp,))
         m.d.comb += [i_done_rd.addr.eq(i_j), i_cons_rd.addr.eq(i_j), i_t0_rd.addr.eq(i_j)]
-        i_cfg = sync_read(m, ccfg_mem, i_j, name="i_cfg")
+        i_cfg = fresh_read(m, ccfg_mem, i_j, ccfg_wp, name="i_cfg")
+        i_arm_rd = arm_mem.read_port(transparent_for=(arm_wp,))
+        i_fired_rd = fired_mem.read_port(transparent_for=(fired_wp,))
+        m.d.comb += [i_arm_rd.addr.eq(i_j), i_fired_rd.addr.eq(i_j)]
+        i_arm = i_arm_rd.data
         i_unc = (i_done_rd.data - i_cons_rd.data)[:16]
         i_k = Mux(i_cfg.count == 0, 1, i_cfg.count)
-        i_pending = on.bit(i_q) & armed.bit(i_q) & (i_unc != 0)
-        i_timing = i_t0_rd.data.valid & ~rearm.bit(i_q)
+        i_pending = is_on(i_cfg) & (i_arm != i_fired_rd.data) & (i_unc != 0)
+        # The timer runs from the first visit that found the queue armed with
+        # a completion unconsumed, under the same arming.
+        i_timing = i_t0_rd.data.valid & (i_t0_rd.data.arm == i_arm)
         fire = Signal()
         m.d.comb += fire.eq(i_pending & ((i_unc >= i_k) | ((i_cfg.time != 0) & i_timing
                                                              & ((self.now - i_t0_rd.data.t0)[:32] >= i_cfg.time))))
@@ -391,9 +415,12 @@ class CplWriter(wiring.Component):
         with m.If(fire | ~i_pending):
             m.d.comb += [t0_wp.data.valid.eq(0), t0_wp.en.eq(1)]
         with m.Elif(~i_timing):
-            m.d.comb += [t0_wp.data.valid.eq(1), t0_wp.data.t0.eq(self.now), t0_wp.en.eq(1)]
-        armed.clear(fire, i_q)
-        rearm.clear(1, i_q)
+            m.d.comb += [t0_wp.data.valid.eq(1), t0_wp.data.t0.eq(self.now), t0_wp.data.arm.eq(i_arm),
+                         t0_wp.en.eq(1)]
+        with m.If(fire):
+            m.d.comb += [fired_wp.addr.eq(i_q), fired_wp.data.eq(i_arm), fired_wp.en.eq(1)]
+        with m.Elif(clr_req[5]):
+            m.d.comb += [fired_wp.addr.eq(clr_j), fired_wp.data.eq(0), fired_wp.en.eq(1), clr_done[5].eq(1)]
         m.d.comb += [self.irq.eq(Mux(fire, (Const(1, cfg.msi_vectors) << i_cfg.vector)[:cfg.msi_vectors], 0)),
                      self.irqs.eq(fire)]
 
@@ -402,68 +429,98 @@ class CplWriter(wiring.Component):
         re = tab.r_entry[:CB]
         m_prod = prod_mem.read_port(transparent_for=(prod_wp,))
         m_cons = cons_mem.read_port(transparent_for=(cons_wp,))
-        m.d.comb += [m_prod.addr.eq(re), m_cons.addr.eq(re)]
-        r_status = Signal(3)
-        m.d.sync += r_status.eq(Cat(armed.bit(re), on.bit(re), draining.bit(re)))
-        m.d.comb += [tab.ro_state.eq(Cat(m_prod.data, m_cons.data)), tab.ro_status.eq(r_status)]
+        m_arm = arm_mem.read_port(transparent_for=(arm_wp,))
+        m_fired = fired_mem.read_port(transparent_for=(fired_wp,))
+        m.d.comb += [m_prod.addr.eq(re), m_cons.addr.eq(re), m_arm.addr.eq(re), m_fired.addr.eq(re)]
+        m_cfg = fresh_read(m, ccfg_mem, re, ccfg_wp, name="m_cfg")
+        # A CTRL write not yet taken shows as draining, not running.
+        stamps = WriteStamps(m, C, self._ctrl_written.stb, self._ctrl_written.entry[:CB], "ctrl")
+        _, m_stale = stamps.read(re, "m")
+        m.d.comb += [tab.ro_state.eq(Cat(m_prod.data, m_cons.data)),
+                     tab.ro_status.eq(Cat(m_arm.data != m_fired.data, m_cfg.on & ~m_stale, m_cfg.drain | m_stale))]
 
         # ------------------------------------------------------ start and drain
-        # One completion queue at a time, round robin among those that drain
-        # or wait to start: note the slots each engine has claimed, wait until
-        # as many records of each have been written or dropped, then until
-        # the writes issued by then are done; then (if ENABLE is set) clear
-        # its entries and start it with the control words of now.
-        want_start = Signal(C)
-        m.d.comb += want_start.eq(draining.value | (want & ~on.value))
-        last_s = Signal(CB)
-        s_pick = round_robin(m, C, want_start, last_s)
+        # A scanner visits one completion queue a cycle, comparing ENABLE
+        # (and the CTRL write stamps) with its configuration. A queue to stop
+        # is stopped at once (it has no room from the next cycle); one
+        # draining, or enabled and not running, is taken: note the slots each
+        # engine has claimed, wait until as many records of each have been
+        # written or dropped, then until the writes issued by then are done;
+        # then (if ENABLE is set) clear its entries and start it with the
+        # control words of now.
+        u_scan = Signal(CB)
+        u_read = Signal(CB)
+        u_addr = Signal(CB)
         u_j = Signal(CB)
         mark = [Signal(16, name="mark_tx"), Signal(16, name="mark_rx")]
         mark_w = Signal(16)
-        pending_clr = Signal(5)
+        pending_clr = Signal(6)
         m.d.comb += [clr_j.eq(u_j), clr_req.eq(pending_clr)]
-        m.d.comb += [self._ctrl_rd.addr.eq(u_j), self._time_rd.addr.eq(u_j)]
+        m.d.comb += [self._ctrl_rd.addr.eq(u_addr), self._time_rd.addr.eq(u_addr)]
+        m.d.sync += u_read.eq(u_addr)
         s_ctrl = self._ctrl_rd.data
-        u_drained = Signal()
-        u_start = Signal()
-        s_log = Signal(4)
-        m.d.comb += s_log.eq(get_field(s_ctrl, ctrl_reg, "LOG_SIZE"))
-        u_log = Signal(4)
+        u_en = get_field(s_ctrl, ctrl_reg, "ENABLE")
+        u_cfg = fresh_read(m, ccfg_mem, u_addr, ccfg_wp, name="u_cfg")
+        u_stamp, u_stale = stamps.read(u_addr, "u")
+        new_cfg = Signal(ccfg_l)
+        m.d.comb += [new_cfg.eq(u_cfg), ccfg_wp.data.eq(new_cfg),
+                     log_wp.addr.eq(ccfg_wp.addr), log_wp.en.eq(ccfg_wp.en),
+                     log_wp.data.log.eq(new_cfg.log), log_wp.data.on.eq(new_cfg.on)]
+        ev = self._ctrl_written
+        scan_next = Mux(u_scan == C - 1, 0, u_scan + 1)
         with m.FSM(name="cq_start"):
+            with m.State("Sweep"):
+                m.d.comb += [u_addr.eq(u_scan), ccfg_wp.addr.eq(u_scan), ccfg_wp.en.eq(1), new_cfg.eq(0)]
+                m.d.sync += u_scan.eq(scan_next)
+                with m.If(u_scan == C - 1):
+                    m.d.sync += swept.eq(1)
+                    m.next = "Idle"
             with m.State("Idle"):
-                with m.If(want_start.any()):
-                    m.d.sync += [u_j.eq(s_pick), last_s.eq(s_pick), mark[0].eq(claims[0]), mark[1].eq(claims[1])]
-                    m.next = "Records"
+                m.d.comb += u_addr.eq(u_scan)
+                m.d.sync += u_scan.eq(scan_next)
+                with m.If(u_cfg.drain | (u_cfg.on & (~u_en | u_stale)) | (~u_cfg.on & u_en)):
+                    m.d.comb += u_addr.eq(u_read)
+                    m.d.sync += [u_j.eq(u_read), u_scan.eq(u_scan)]
+                    with m.If(u_cfg.on):
+                        m.d.comb += [ccfg_wp.addr.eq(u_read), ccfg_wp.en.eq(1), new_cfg.on.eq(0),
+                                     new_cfg.drain.eq(1)]
+                    m.next = "Mark"
+                with m.Elif(u_stale):
+                    # A CTRL write to a queue that stays stopped: taken.
+                    m.d.comb += stamps.take(u_read, u_stamp)
+            with m.State("Mark"):
+                # The claims up to the stop (none come after it).
+                m.d.comb += u_addr.eq(u_j)
+                m.d.sync += [mark[0].eq(claims[0]), mark[1].eq(claims[1])]
+                m.next = "Records"
             with m.State("Records"):
+                m.d.comb += u_addr.eq(u_j)
                 with m.If(passed(finished[0], mark[0]) & passed(finished[1], mark[1])):
                     m.d.sync += mark_w.eq(writes)
                     m.next = "Writes"
             with m.State("Writes"):
+                m.d.comb += u_addr.eq(u_j)
                 with m.If(passed(statuses, mark_w)):
-                    m.d.comb += u_drained.eq(1)
-                    with m.If(want.bit_select(u_j, 1) & ~on.bit(u_j)):
-                        # The ring size is taken once, for the free slots and the configuration.
-                        m.d.sync += [pending_clr.eq(0b11111), u_log.eq(s_log)]
+                    with m.If(u_en):
+                        m.d.sync += pending_clr.eq(0b111111)
                         m.next = "Clear"
                     with m.Else():
+                        m.d.comb += [ccfg_wp.addr.eq(u_j), ccfg_wp.en.eq(1), new_cfg.drain.eq(0),
+                                     *stamps.take(u_j, u_stamp)]
                         m.next = "Idle"
             with m.State("Clear"):
+                m.d.comb += u_addr.eq(u_j)
                 m.d.sync += pending_clr.eq(pending_clr & ~clr_done)
                 with m.If((pending_clr & ~clr_done) == 0):
                     m.next = "Start"
             with m.State("Start"):
-                with m.If(want.bit_select(u_j, 1)):
-                    m.d.comb += [u_start.eq(1), ccfg_wp.addr.eq(u_j), ccfg_wp.en.eq(1),
-                                 log_wp.addr.eq(u_j), log_wp.en.eq(1), log_wp.data.eq(u_log),
-                                 ccfg_wp.data.log.eq(u_log),
-                                 ccfg_wp.data.vector.eq(get_field(s_ctrl, ctrl_reg, "VECTOR")),
-                                 ccfg_wp.data.count.eq(get_field(s_ctrl, ctrl_reg, "MOD_COUNT")),
-                                 ccfg_wp.data.time.eq(self._time_rd.data)]
+                m.d.comb += u_addr.eq(u_j)
+                # A CTRL written in the cycle it was read: start on the next visit.
+                with m.If(~(ev.stb & (ev.entry[:CB] == u_j))):
+                    m.d.comb += [ccfg_wp.addr.eq(u_j), ccfg_wp.en.eq(1), *stamps.take(u_j, u_stamp),
+                                 new_cfg.log.eq(get_field(s_ctrl, ctrl_reg, "LOG_SIZE")),
+                                 new_cfg.vector.eq(get_field(s_ctrl, ctrl_reg, "VECTOR")),
+                                 new_cfg.count.eq(get_field(s_ctrl, ctrl_reg, "MOD_COUNT")),
+                                 new_cfg.time.eq(self._time_rd.data), new_cfg.on.eq(u_en), new_cfg.drain.eq(0)]
                 m.next = "Idle"
-        draining.clear(u_drained, u_j)
-        on.set(u_start, u_j)
-        armed.clear(u_start, u_j)
-
-        for flags in (on, armed, rearm, draining):
-            flags.apply(m)
         return m

@@ -98,7 +98,7 @@ from ..dma.mux import DmaReadClient
 from ..lib.stream import StreamFifo
 from ..lib.flags import passed
 from ..lib.peek import PeekFifo
-from ..lib.ram import fresh_read, state_memory, sync_read
+from ..lib.ram import WriteStamps, fresh_read, state_memory, sync_read
 from .common import ERROR_CHAIN_TOO_LONG, protection_ok
 from .layouts import DESC_BYTES, Descriptor, DescFlags, QueueStatus
 
@@ -587,7 +587,8 @@ class DescQueues(wiring.Component):
         m.d.comb += nxt.eq(acc)
         taking = word_take & current
         for side in range(2):
-            m.d.comb += [cache_wp[side].addr.eq(Cat(index[:DB], within(r_q))), cache_wp[side].data.eq(Cat(desc.addr, desc.len, ~r_end)),
+            m.d.comb += [cache_wp[side].addr.eq(Cat(index[:DB], within(r_q))),
+                         cache_wp[side].data.eq(Cat(desc.addr, desc.len, ~r_end)),
                          cache_wp[side].en.eq(taking & (is_rx == side)),
                          info_wp[side].addr.eq(Cat(r_first[:DB], within(r_q))),
                          info_wp[side].data.len.eq(r_len), info_wp[side].data.err.eq(r_err),
@@ -789,15 +790,8 @@ class DescQueues(wiring.Component):
         ev_stb = ev[0].stb | ev[1].stb
         ev_q = Signal(QB)
         m.d.comb += ev_q.eq(Mux(ev[1].stb, Cat(ev[1].entry[:NB], Const(1, 1)), Cat(ev[0].entry[:NB], Const(0, 1))))
-        stamp = Signal(16)
-        m.submodules.stamp_mem = stamp_mem = Memory(shape=16, depth=Q, init=[])
-        m.submodules.seen_mem = seen_mem = Memory(shape=16, depth=Q, init=[])
-        stamp_wp, seen_wp = stamp_mem.write_port(), seen_mem.write_port()
-        with m.If(ev_stb):
-            m.d.sync += stamp.eq(stamp + 1)
-        m.d.comb += [stamp_wp.addr.eq(ev_q), stamp_wp.data.eq(stamp + 1), stamp_wp.en.eq(ev_stb)]
-        u_stamp = fresh_read(m, stamp_mem, u_addr, stamp_wp, name="u_stamp")
-        u_seen = fresh_read(m, seen_mem, u_addr, seen_wp, name="u_seen")
+        stamps = WriteStamps(m, Q, ev_stb, ev_q, "ctrl")
+        u_stamp, stale = stamps.read(u_addr, "u")
         u_read_side = Signal()
         m.d.sync += [u_read_side.eq(side_of(u_addr)), u_scan_q.eq(u_addr)]
         u_ctrl = Mux(u_read_side, self._ctrl_rd[1].data, self._ctrl_rd[0].data)
@@ -816,7 +810,6 @@ class DescQueues(wiring.Component):
             with m.State("Idle"):
                 m.d.comb += u_addr.eq(u_scan)
                 m.d.sync += u_scan.eq(u_scan + 1)
-                stale = u_stamp != u_seen
                 with m.If(u_cfg.drain | (u_cfg.on & (~u_en | stale)) | (~u_cfg.on & u_en)):
                     m.d.sync += u_q.eq(u_scan_q)
                     m.d.comb += [u_addr.eq(u_scan_q)]
@@ -827,7 +820,7 @@ class DescQueues(wiring.Component):
                     m.next = "Held"
                 with m.Elif(stale):
                     # A CTRL write to a queue that stays stopped: taken.
-                    m.d.comb += [seen_wp.addr.eq(u_scan_q), seen_wp.data.eq(u_stamp), seen_wp.en.eq(1)]
+                    m.d.comb += [*stamps.take(u_scan_q, u_stamp)]
             with m.State("Held"):
                 m.d.comb += u_addr.eq(u_q)
                 with m.If(~held):
@@ -841,7 +834,7 @@ class DescQueues(wiring.Component):
                         m.next = "Clear"
                     with m.Else():
                         m.d.comb += [cfg_wp.addr.eq(u_q), cfg_wp.en.eq(1), new_cfg.drain.eq(0),
-                                     seen_wp.addr.eq(u_q), seen_wp.data.eq(u_stamp), seen_wp.en.eq(1)]
+                                     *stamps.take(u_q, u_stamp)]
                         m.next = "Idle"
             with m.State("Clear"):
                 m.d.comb += u_addr.eq(u_q)
@@ -858,7 +851,7 @@ class DescQueues(wiring.Component):
                     m.next = "Idle"
                 with m.Else():
                     m.d.comb += [cfg_wp.addr.eq(u_q), cfg_wp.en.eq(1),
-                                 seen_wp.addr.eq(u_q), seen_wp.data.eq(u_stamp), seen_wp.en.eq(1)]
+                                 *stamps.take(u_q, u_stamp)]
                 m.d.comb += [new_cfg.gen.eq(clr_gen),
                              new_cfg.log.eq(get_field(u_ctrl, ctrl_reg, "LOG_SIZE")),
                              new_cfg.cq.eq(get_field(u_ctrl, ctrl_reg, "CQ")),
@@ -872,8 +865,7 @@ class DescQueues(wiring.Component):
         w_rx = t_q[1].win.r_stb
         w_entry = Signal(QB)
         m.d.comb += w_entry.eq(Mux(w_rx, Cat(t_q[1].r_entry[:NB], Const(1, 1)), Cat(t_q[0].r_entry[:NB], Const(0, 1))))
-        w_stale = fresh_read(m, stamp_mem, w_entry, stamp_wp, name="w_stamp") != \
-            fresh_read(m, seen_mem, w_entry, seen_wp, name="w_seen")
+        _, w_stale = stamps.read(w_entry, "w")
         m_cfg = fresh_read(m, cfg_mem, w_entry, cfg_wp, name="m_cfg")
         m_tail = read(tail_mem, tail_wp, w_entry, "m_tail")
         m_code = arr_l(read(arr_mem, arr_wp, w_entry, "m_arr")).code

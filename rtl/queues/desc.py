@@ -43,7 +43,7 @@ Scheduling is by events, one queue a cycle, with a scanner behind them:
   taken, those whose engine just popped a chain (room in the cache), and,
   every other cycle while such hints wait and every cycle otherwise, the
   next queue of a scanner that visits them all. A queue it fetched for is
-  decided again at once, until it has nothing to fetch or no room, so that
+  decided again two cycles later, until it has nothing to fetch or no room, so that
   a queue with a backlog is fetched for a quarter of its cache at a time.
   Hints go into small FIFOs; one that finds its FIFO full is dropped, and the
   scanner finds the queue instead: nothing is lost, only later.
@@ -398,22 +398,25 @@ class DescQueues(wiring.Component):
         m.d.comb += [hint_db.w_en.eq(d_valid & d_ok & (ahead != fetched)), hint_db.w_data.eq(d_q)]
 
         # ---------------------------------------------------------------- fetch
-        # One queue a cycle is decided for: the queue just decided for again
-        # while it has descriptors to fetch and room for them, else a hint
+        # One queue a cycle is decided for: the queue decided for a cycle ago
+        # again while it has descriptors to fetch and room for them (from a
+        # register: the decision does not reach the read addresses), else a hint
         # (doorbell first, then the engines' pops), else the scanner's next
         # queue; while hints wait the scanner still takes every other cycle.
         # Its entries are read in that cycle and decided on the next.
         inflight = PeekFifo(m, data.StructLayout({"q": QB, "gen": 8, "n": DB + 1, "first": 16}), INFLIGHT,
                             "inflight")
         again = Signal()
+        again_r = Signal()
         b_q = Signal(QB)
+        again_q = Signal(QB)
         p_q = Signal(QB)
         f_scan = Signal(QB)
         alt = Signal()
         hint_srcs = [(hint_db.r_rdy, hint_db.r_data, hint_db)] + [
             (h.r_rdy, Cat(h.r_data[:NB], Const(k, 1)), h) for k, h in enumerate(hint_pop)]
         any_hint = Cat(*[r for r, _, _ in hint_srcs]).any()
-        use_hint = ~again & any_hint & ~alt
+        use_hint = ~again_r & any_hint & ~alt
         hint_q = Signal(QB)
         with m.If(hint_srcs[2][0]):
             m.d.comb += hint_q.eq(hint_srcs[2][1])
@@ -424,17 +427,17 @@ class DescQueues(wiring.Component):
         for rdy, _, h in hint_srcs:
             m.d.comb += h.r_en.eq(use_hint & rdy & ~taken)
             taken = taken | rdy
-        with m.If(again):
-            m.d.comb += p_q.eq(b_q)
+        with m.If(again_r):
+            m.d.comb += p_q.eq(again_q)
         with m.Elif(use_hint):
             m.d.comb += p_q.eq(hint_q)
         with m.Else():
             m.d.comb += p_q.eq(f_scan)
             m.d.sync += f_scan.eq(f_scan + 1)
-        with m.If(~again & any_hint):
+        with m.If(~again_r & any_hint):
             m.d.sync += alt.eq(~alt)
         b_valid = Signal()
-        m.d.sync += [b_valid.eq(1), b_q.eq(p_q)]
+        m.d.sync += [b_valid.eq(1), b_q.eq(p_q), again_r.eq(again), again_q.eq(b_q)]
         f_cfg = fresh_read(m, cfg_mem, p_q, cfg_wp, name="f_cfg")
         f_tail = read(tail_mem, tail_wp, p_q, "f_tail")
         f_fetch = read(fetch_mem, fetch_wp, p_q, "f_fetch")

@@ -389,6 +389,50 @@ def test_descriptor_queues_hand_out_every_posted_chain(width, seed):
     assert chains_out[0] == 300
 
 
+def test_descriptor_queues_start_afresh_after_a_reset():
+    """The descriptor unit reset on its own (its memories keep their
+    contents, the register tables keep ENABLE set): every queue reads as not
+    running until the unit has swept its configurations, then starts a new
+    incarnation from ENABLE, with both indices at 0, instead of running on
+    with what the memories held."""
+    from amaranth.hdl import ResetInserter
+    cfg = NicConfig(data_width=64, num_queues=4, num_cqs=2, desc_cache=8, num_mrs=2)
+    rmap = regmap(cfg)
+    m = Module()
+    m.submodules.csr = csr = RegisterFile(cfg)
+    tables = {name: csr.add_table(name) for name in ("TXQ", "RXQ", "TXQ_DB", "RXQ_DB")}
+    rst = Signal()
+    dq = DescQueues(cfg, tables, [MrRegs(csr, cfg, k) for k in range(cfg.num_mrs)])
+    m.submodules.dq = ResetInserter(rst)(dq)
+
+    async def bench(ctx):
+        for q in range(4):
+            await reg_write(ctx, csr, rmap, f"TXQ{q}_CTRL", rmap[f"TXQ{q}_CTRL"].pack(ENABLE=1, LOG_SIZE=3))
+        for _ in range(100):
+            await ctx.tick()
+        await reg_write(ctx, csr, rmap, "TXQ2_DB", 5)
+        for _ in range(10):
+            await ctx.tick()
+        assert await reg_read(ctx, csr, rmap, "TXQ2_STATE") == {"HEAD": 0, "TAIL": 5}
+        ctx.set(rst, 1)
+        await ctx.tick()
+        ctx.set(rst, 0)
+        seen_running = 0
+        for _ in range(2 * cfg.num_queues):
+            ctx.set(dq.tx.sel, 2)
+            await ctx.tick()
+            seen_running |= ctx.get(dq.tx.running)
+        assert not seen_running, "a queue ran on its state from before the reset"
+        for _ in range(200):
+            await ctx.tick()
+        e = await reg_read(ctx, csr, rmap, "TXQ2_ERROR")
+        assert e == {"CODE": 0, "ACTIVE": 1, "DRAINING": 0}, f"TXQ2 after the reset: {e}"
+        st = await reg_read(ctx, csr, rmap, "TXQ2_STATE")
+        assert st == {"HEAD": 0, "TAIL": 0}, f"TXQ2 kept the indices of before the reset: {st}"
+
+    simulate(m, bench)
+
+
 def test_counter_table_counts_every_pulse_and_reads_exactly(seed):
     """Counters in a memory: random pulses on every counter (each busy
     counter pulsing most cycles, so its pending count is near its bound when

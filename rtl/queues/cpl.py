@@ -437,7 +437,8 @@ class CplWriter(wiring.Component):
         stamps = WriteStamps(m, C, self._ctrl_written.stb, self._ctrl_written.entry[:CB], "ctrl")
         _, m_stale = stamps.read(re, "m")
         m.d.comb += [tab.ro_state.eq(Cat(m_prod.data, m_cons.data)),
-                     tab.ro_status.eq(Cat(m_arm.data != m_fired.data, m_cfg.on & ~m_stale, m_cfg.drain | m_stale))]
+                     tab.ro_status.eq(Cat(m_arm.data != m_fired.data, is_on(m_cfg) & ~m_stale,
+                                          (m_cfg.drain & swept) | m_stale | ~swept))]
 
         # ------------------------------------------------------ start and drain
         # A scanner visits one completion queue a cycle, comparing ENABLE

@@ -876,6 +876,7 @@ class DescQueues(wiring.Component):
             t = t_q[side]
             m_head = sync_read(m, head_mem[side], t.r_entry[:NB], name=f"m_head_{side}")
             m.d.comb += [t.ro_state.eq(Cat(head_of(m_head, m_cfg.gen), m_tail)),
-                         t.ro_error.eq(Cat(m_code, Const(0, 4), m_cfg.on & ~w_stale, m_cfg.drain | w_stale))]
+                         t.ro_error.eq(Cat(m_code, Const(0, 4), is_on(m_cfg) & ~w_stale,
+                                               (m_cfg.drain & swept) | w_stale | ~swept))]
 
         return m

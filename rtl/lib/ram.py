@@ -52,11 +52,20 @@ def sync_read(m, mem, addr, en=None, name=None):
     return data
 
 
-def fresh_read(m, mem, addr, wp, en=None, name=None):
+def fresh_read(m, mem, addr, wp, en=None, own=False, name=None):
     """:func:`sync_read` of ``mem`` at ``addr`` that returns what write port
     ``wp`` writes there in the cycle of the read, or (with ``en`` low, the
     entry held) later (a register and a multiplexer beside the memory, for
-    entries whose owner may rewrite them while others read them)."""
+    entries whose owner may rewrite them while others read them).
+
+    Only a block RAM needs it to be defined at all: a distributed RAM read in
+    the cycle of a write returns the entry as it was, which a reader that does
+    not need its own writes at once can take (the write is seen a cycle
+    later). So the bypass is built for memories deeper than
+    :data:`DISTRIBUTED_MAX`, or with ``own`` (the reader is the writer, and
+    decides on what it wrote a cycle before)."""
+    if not own and mem.depth <= DISTRIBUTED_MAX:
+        return sync_read(m, mem, addr, en=en, name=name)
     old = sync_read(m, mem, addr, en=en, name=None if name is None else f"{name}_mem")
     hit = Signal(name=None if name is None else f"{name}_hit")
     new = Signal(mem.shape, name=None if name is None else f"{name}_new")
@@ -95,10 +104,11 @@ class WriteStamps:
         m.d.comb += [self._stamp_wp.addr.eq(ev_addr), self._stamp_wp.data.eq(self._count),
                      self._stamp_wp.en.eq(ev_stb)]
 
-    def read(self, addr, name):
-        """The stamp of entry ``addr`` and whether it is stale, on the next cycle."""
-        stamp = fresh_read(self._m, self._stamps, addr, self._stamp_wp, name=f"{name}_stamp")
-        seen = fresh_read(self._m, self._seen, addr, self.seen_wp, name=f"{name}_seen")
+    def read(self, addr, name, own=False):
+        """The stamp of entry ``addr`` and whether it is stale, on the next
+        cycle (``own``: for the owner, which sees what it took a cycle ago)."""
+        stamp = fresh_read(self._m, self._stamps, addr, self._stamp_wp, own=own, name=f"{name}_stamp")
+        seen = fresh_read(self._m, self._seen, addr, self.seen_wp, own=own, name=f"{name}_seen")
         return stamp, stamp != seen
 
     def take(self, addr, stamp):

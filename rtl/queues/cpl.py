@@ -461,8 +461,8 @@ class CplWriter(wiring.Component):
         m.d.sync += u_read.eq(u_addr)
         s_ctrl = self._ctrl_rd.data
         u_en = get_field(s_ctrl, ctrl_reg, "ENABLE")
-        u_cfg = fresh_read(m, ccfg_mem, u_addr, ccfg_wp, name="u_cfg")
-        u_stamp, u_stale = stamps.read(u_addr, "u")
+        u_cfg = fresh_read(m, ccfg_mem, u_addr, ccfg_wp, own=True, name="u_cfg")
+        u_stamp, u_stale = stamps.read(u_addr, "u", own=True)
         new_cfg = Signal(ccfg_l)
         m.d.comb += [new_cfg.eq(u_cfg), ccfg_wp.data.eq(new_cfg),
                      log_wp.addr.eq(ccfg_wp.addr), log_wp.en.eq(ccfg_wp.en),

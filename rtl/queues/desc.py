@@ -782,7 +782,7 @@ class DescQueues(wiring.Component):
         m.d.comb += held.eq(Mux(u_side, self.rx.hold & (sel_qs[1] == within(u_q)),
                                 self.tx.hold & (sel_qs[0] == within(u_q))))
         u_addr = Signal(QB)
-        u_cfg = fresh_read(m, cfg_mem, u_addr, cfg_wp, name="u_cfg")
+        u_cfg = fresh_read(m, cfg_mem, u_addr, cfg_wp, own=True, name="u_cfg")
         for side in range(2):
             m.d.comb += self._ctrl_rd[side].addr.eq(within(u_addr))
         # Each CTRL write stamps its queue (a running count of CTRL writes);
@@ -794,7 +794,7 @@ class DescQueues(wiring.Component):
         ev_q = Signal(QB)
         m.d.comb += ev_q.eq(Mux(ev[1].stb, Cat(ev[1].entry[:NB], Const(1, 1)), Cat(ev[0].entry[:NB], Const(0, 1))))
         stamps = WriteStamps(m, Q, ev_stb, ev_q, "ctrl")
-        u_stamp, stale = stamps.read(u_addr, "u")
+        u_stamp, stale = stamps.read(u_addr, "u", own=True)
         u_read_side = Signal()
         m.d.sync += [u_read_side.eq(side_of(u_addr)), u_scan_q.eq(u_addr)]
         u_ctrl = Mux(u_read_side, self._ctrl_rd[1].data, self._ctrl_rd[0].data)

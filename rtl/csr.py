@@ -106,9 +106,8 @@ class RegisterTable(wiring.Component):
     """Serves a :class:`~rtl.regmap.RegisterBlock` through the register file's window.
 
     ``rw`` registers live in one memory each (``count`` entries; a read port for
-    the owner comes from :meth:`read_port`); a one-bit field the owner must see
-    for every entry at once (an enable) is also kept in flip-flops
-    (:meth:`flag`). ``ro`` registers are inputs
+    the owner comes from :meth:`read_port`; :meth:`written` tells it which
+    entry was just written). ``ro`` registers are inputs
     ``ro_<name>``: the owner drives them with the value of entry ``r_entry``
     (the entry being read, this cycle), or, for those it marks with
     :meth:`late`, on the next cycle (read from a memory addressed by
@@ -125,7 +124,6 @@ class RegisterTable(wiring.Component):
         members = {"win": In(CsrWindow(_bits(block.count), self._ob)), "clear": In(1), "busy": Out(1),
                    "r_entry": Out(_bits(block.count))}
         self._mems = {}
-        self._flags = {}
         self._late = set()
         self._written = {}
         self._comb_read = set()
@@ -176,20 +174,6 @@ class RegisterTable(wiring.Component):
                                              name=f"{self.block.name.lower()}_{reg_name.lower()}_written")
         return self._written[reg_name]
 
-    def flag(self, reg_name, field_name):
-        """One-bit field ``field_name`` of ``rw`` register ``reg_name`` for every
-        entry at once (bit ``i``: entry ``i``), as last written, in flip-flops;
-        for the owner, before elaboration."""
-        reg = self.block.reg(reg_name)
-        f = reg.field(field_name)
-        if reg.access != "rw" or f.width != 1:
-            raise ValueError(f"{self.block.name}.{reg_name}.{field_name}: only one-bit fields of rw registers")
-        if (reg_name, field_name) not in self._flags:
-            init = -((reg.reset >> f.offset) & 1) & ((1 << self.block.count) - 1)
-            self._flags[reg_name, field_name] = Signal(self.block.count, init=init,
-                                                       name=f"{self.block.name.lower()}_{field_name.lower()}")
-        return self._flags[reg_name, field_name]
-
     def elaborate(self, platform):
         m = Module()
         b, w = self.block, self.win
@@ -233,13 +217,6 @@ class RegisterTable(wiring.Component):
                 if r.name in self._written:
                     ev = self._written[r.name]
                     m.d.sync += [ev.stb.eq(stb & ~self.busy), ev.entry.eq(w.entry)]
-                for (reg_name, field_name), flags in self._flags.items():
-                    if reg_name == r.name:
-                        pos = r.field(field_name).offset
-                        with m.If(self.busy):
-                            m.d.sync += flags.eq(flags.init)
-                        with m.Elif(stb & (half == pos // 32) & w.w_be[pos % 32 // 8]):
-                            m.d.sync += flags.bit_select(w.entry, 1).eq(w.w_data[pos % 32])
                 with m.If(self.busy):
                     m.d.comb += [wp.addr.eq(clr_entry), wp.data.eq(r.reset), wp.en.eq(-1)]
                 with m.Else():

@@ -19,7 +19,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..streams import bytes_layout
-from .crc import INIT, FcsCheck, crc32_beat
+from .crc import CrcPipe, FcsCheck
 
 __all__ = ["MIN_FRAME", "WIRE_OVERHEAD", "RxError", "rx_frame_layout", "MacTx", "MacRx"]
 
@@ -72,13 +72,11 @@ class MacTx(wiring.Component):
         LB = WB.bit_length() - 1
         body = MIN_FRAME - 4
 
-        # Stage 1: frame bytes, pad and the CRC over them.
+        # Stage 1: frame bytes and pad, each beat's bytes up to the 60-byte body.
         count = Signal(range(body + 1))      # bytes so far, saturating at the minimum body
-        crc = Signal(32, init=INIT)
         padding = Signal()                   # emitting pad beats after a short frame
         s_valid = Signal()
-        s = Signal(data.StructLayout({"data": W, "eff": LB + 1, "end": 1, "first": 1, "crc": 32}))
-        s_take = Signal()                    # stage 2 takes the stage register this cycle
+        s = Signal(bytes_layout(W))          # nbytes: the beat's bytes; last: the body ends here
 
         beat = self.i_frame.payload
         n_in = Mux(padding, 0, beat.nbytes)
@@ -91,28 +89,32 @@ class MacTx(wiring.Component):
         with m.Else():
             m.d.comb += eff.eq(n_in)
         keep = Cat(*[Mux(j < n_in, Const(0xFF, 8), Const(0, 8)) for j in range(WB)])
-        masked = Signal(W)
-        m.d.comb += masked.eq(Mux(padding, 0, beat.data & keep))
-        crc_next = crc32_beat(m, crc, masked, eff, WB)
         done_body = ends_data & ((count + eff) >= body)
 
+        # The CRC over the body, a pipeline of its own (the partial last beat
+        # folds over several stages); stage 2 meets each beat with it.
+        m.submodules.crc = crc = CrcPipe(W)
+        m.d.comb += [crc.i.valid.eq(s_valid), crc.i.payload.eq(s)]
         have = padding | self.i_frame.valid
-        stage_free = ~s_valid | s_take
+        stage_free = ~s_valid | crc.i.ready
         with m.If(have & stage_free):
             m.d.comb += self.i_frame.ready.eq(~padding)
             m.d.sync += [
-                s_valid.eq(1), s.data.eq(masked), s.eff.eq(eff), s.crc.eq(crc_next),
-                s.first.eq((count == 0) & ~padding), s.end.eq(done_body),
+                s_valid.eq(1), s.data.eq(Mux(padding, 0, beat.data & keep)), s.nbytes.eq(eff), s.last.eq(done_body),
                 count.eq(Mux(done_body, 0, Mux(count + eff > body, body, count + eff))),
-                crc.eq(Mux(done_body, INIT, crc_next)),
                 padding.eq(ends_data & ~done_body),
             ]
-        with m.Elif(s_take):
+        with m.Elif(crc.i.ready):
             m.d.sync += s_valid.eq(0)
 
         # Stage 2: the FCS after the last body byte, and the pacing.
+        c = crc.o.payload
+        c_take = Signal()
+        mid = Signal()                       # inside a frame: the next beat is not its first
         fcs = Signal(32)
-        m.d.comb += fcs.eq(~s.crc)
+        m.d.comb += [fcs.eq(~crc.crc), crc.o.ready.eq(c_take)]
+        with m.If(c_take):
+            m.d.sync += mid.eq(~c.last)
         tail = Signal()                      # the FCS spills into one more beat
         tail_data = Signal(32)
         tail_n = Signal(3)
@@ -123,24 +125,25 @@ class MacTx(wiring.Component):
             m.d.comb += [self.o_wire.valid.eq(1), out.data.eq(tail_data), out.nbytes.eq(tail_n), out.last.eq(1)]
             with m.If(self.o_wire.ready):
                 m.d.sync += tail.eq(0)
-        with m.Elif(s_valid & (~s.first | can_start)):
-            with_fcs = (s.data | (fcs << (s.eff << 3)))[:W]
-            fits = s.eff + 4 <= WB
+        with m.Elif(crc.o.valid & (mid | can_start)):
+            with_fcs = (c.data | (fcs << (c.nbytes << 3)))[:W]
+            fits = c.nbytes + 4 <= WB
             m.d.comb += [
                 self.o_wire.valid.eq(1),
-                out.data.eq(Mux(s.end, with_fcs, s.data)),
-                out.nbytes.eq(Mux(s.end, Mux(fits, s.eff + 4, WB), s.eff)),
-                out.last.eq(s.end & fits),
-                s_take.eq(self.o_wire.ready),
+                out.data.eq(Mux(c.last, with_fcs, c.data)),
+                out.nbytes.eq(Mux(c.last, Mux(fits, c.nbytes + 4, WB), c.nbytes)),
+                out.last.eq(c.last & fits),
+                c_take.eq(self.o_wire.ready),
             ]
-            with m.If(self.o_wire.ready & s.end & ~fits):
-                m.d.sync += [tail.eq(1), tail_data.eq(fcs >> ((WB - s.eff)[:LB + 1] << 3)), tail_n.eq(s.eff + 4 - WB)]
+            with m.If(self.o_wire.ready & c.last & ~fits):
+                m.d.sync += [tail.eq(1), tail_data.eq(fcs >> ((WB - c.nbytes)[:LB + 1] << 3)),
+                             tail_n.eq(c.nbytes + 4 - WB)]
 
         fire = self.o_wire.valid & self.o_wire.ready
         m.d.comb += self.sent.eq(fire & out.last)
         with m.If(fire):
             m.d.sync += debt.eq(debt + out.nbytes + Mux(out.last, WIRE_OVERHEAD, 0) - WB)
-        with m.Elif(s_valid & s.first & ~tail):
+        with m.Elif(crc.o.valid & ~mid & ~tail):
             m.d.sync += debt.eq(debt - WB)       # a frame waits for the gap: the debt may go negative
         with m.Else():
             m.d.sync += debt.eq(Mux(debt > WB, debt - WB, 0))

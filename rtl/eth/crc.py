@@ -97,9 +97,15 @@ class CrcPipe(wiring.Component):
             raise ValueError(f"the CRC pipeline needs a power-of-two width of at least 16 bits, not {data_width}")
         self._w = data_width
         self._lb = (data_width // 8).bit_length() - 1
-        self.latency = self._lb + 2
+        self.latency = self.stages(data_width)
         sig = stream.Signature(bytes_layout(data_width))
         super().__init__({"i": In(sig), "o": Out(sig), "crc": Out(32), "residue": Out(1)})
+
+    @staticmethod
+    def stages(data_width):
+        """The pipeline's latency at ``data_width``: a stage to pick the
+        chunks, one per chunk size, one for the result."""
+        return (data_width // 8).bit_length() + 1
 
     def elaborate(self, platform):
         m = Module()
@@ -171,7 +177,7 @@ class FcsCheck(wiring.Component):
 
     def __init__(self, data_width):
         self._w = data_width
-        self.latency = CrcPipe(data_width).latency
+        self.latency = CrcPipe.stages(data_width)
         sig = stream.Signature(bytes_layout(data_width))
         super().__init__({"i": In(sig), "o": Out(sig), "ok": Out(1)})
 

@@ -334,7 +334,9 @@ class CplWriter(wiring.Component):
         m.d.sync += [d_valid.eq(dbs.stb & exists(dbs.entry)), d_j.eq(dbs.entry[:CB]), d_cons.eq(db_cons),
                      d_arm.eq(db_arm)]
         d_cfg = fresh_read(m, ccfg_mem, dbs.entry[:CB], ccfg_wp, name="d_cfg")
-        d_done = Mux(st.valid & (o_r.cq == d_j), s_new, d_done_rd.data)
+        # A status in the cycle of the check is not seen: its record has not
+        # reached host memory, so no consumer index can rightly cover it yet.
+        d_done = d_done_rd.data
         unconsumed = (d_done - d_cons_rd.data)[:16]
         delta = (d_cons - d_cons_rd.data)[:16]
         d_ok = is_on(d_cfg) & (delta <= unconsumed)

@@ -398,12 +398,17 @@ class DescQueues(wiring.Component):
         m.d.comb += [hint_db.w_en.eq(d_valid & d_ok & (ahead != fetched)), hint_db.w_data.eq(d_q)]
 
         # ---------------------------------------------------------------- fetch
-        # One queue a cycle is decided for: the queue decided for a cycle ago
-        # again while it has descriptors to fetch and room for them (from a
-        # register: the decision does not reach the read addresses), else a hint
-        # (doorbell first, then the engines' pops), else the scanner's next
-        # queue; while hints wait the scanner still takes every other cycle.
-        # Its entries are read in that cycle and decided on the next.
+        # One queue a cycle is decided for: the queue decided for again while
+        # it has descriptors to fetch and room for them (from a register: the
+        # decision does not reach the read addresses), else a hint (doorbell
+        # first, then the engines' pops), else the scanner's next queue; while
+        # hints wait the scanner still takes every other cycle. Its entries
+        # are read in that cycle, what they come to is worked out in the next
+        # (``b_``), and the fetch is decided and written in the one after
+        # (``c_``). A queue is not read while it is being worked out (its
+        # decision could still write what the read would miss): a hint for
+        # it waits a cycle, and the scanner and a decision again are passed
+        # by (the queue is decided with newer entries anyway).
         inflight = PeekFifo(m, data.StructLayout({"q": QB, "gen": 8, "n": DB + 1, "first": 16}), INFLIGHT,
                             "inflight")
         again = Signal()
@@ -413,6 +418,8 @@ class DescQueues(wiring.Component):
         p_q = Signal(QB)
         f_scan = Signal(QB)
         alt = Signal()
+        b_valid = Signal()
+        busy_q = Signal()                 # p_q is being worked out: no read of it this cycle
         hint_srcs = [(hint_db.r_rdy, hint_db.r_data, hint_db)] + [
             (h.r_rdy, Cat(h.r_data[:NB], Const(k, 1)), h) for k, h in enumerate(hint_pop)]
         any_hint = Cat(*[r for r, _, _ in hint_srcs]).any()
@@ -425,7 +432,7 @@ class DescQueues(wiring.Component):
                 m.d.comb += hint_q.eq(hint_srcs[k][1])
         taken = Const(0)
         for rdy, _, h in hint_srcs:
-            m.d.comb += h.r_en.eq(use_hint & rdy & ~taken)
+            m.d.comb += h.r_en.eq(use_hint & rdy & ~taken & ~busy_q)
             taken = taken | rdy
         with m.If(again_r):
             m.d.comb += p_q.eq(again_q)
@@ -433,11 +440,12 @@ class DescQueues(wiring.Component):
             m.d.comb += p_q.eq(hint_q)
         with m.Else():
             m.d.comb += p_q.eq(f_scan)
-            m.d.sync += f_scan.eq(f_scan + 1)
+            with m.If(~busy_q):
+                m.d.sync += f_scan.eq(f_scan + 1)
+        m.d.comb += busy_q.eq(b_valid & (p_q == b_q))
         with m.If(~again_r & any_hint):
             m.d.sync += alt.eq(~alt)
-        b_valid = Signal()
-        m.d.sync += [b_valid.eq(1), b_q.eq(p_q), again_r.eq(again), again_q.eq(b_q)]
+        m.d.sync += [b_valid.eq(~busy_q), b_q.eq(p_q)]
         f_cfg = fresh_read(m, cfg_mem, p_q, cfg_wp, name="f_cfg")
         f_tail = read(tail_mem, tail_wp, p_q, "f_tail")
         f_fetch = read(fetch_mem, fetch_wp, p_q, "f_fetch")
@@ -457,18 +465,33 @@ class DescQueues(wiring.Component):
         # it has pending fits), a quarter at a time: descriptors come several
         # to a read, not one by one, and while some are being used the next
         # ones are on their way (behind a long read latency, the cache is
-        # what bounds a queue's small frames).
+        # what bounds a queue's small frames). The count is the least of
+        # what is pending, a quarter, what is left to the ring's end and the
+        # room: two pairs here, the last pick in the next cycle.
         quarter = max(1, D // 4)
-        want = Mux(pending < quarter, pending, quarter)
+        short = pending < quarter
+        want = Mux(short, pending, quarter)
+        to_room = Mux(to_end < free, to_end, free)
         # With no complete chain cached no pop will free more room: what
         # fits is fetched (the chain ends, or reaches the cache size and
         # faults), rather than waiting for room that never comes.
-        some = Mux(want < free, want, free)
-        lim = Mux(pending < to_end, pending, to_end)
-        n_fetch = Signal(DB + 1)
-        m.d.comb += n_fetch.eq(Mux(lim < some, lim, some))
         no_chain = f_chw == Mux(side_of(b_q), f_ptr[1].ch_rd, f_ptr[0].ch_rd)
-        fits = (free >= want) | (no_chain & (free != 0))
+        fits = Mux(short, free >= pending, free >= quarter) | (no_chain & (free != 0))
+        c_valid = Signal()
+        c_q = Signal(QB)
+        c_gen = Signal(8)
+        c_fetch = Signal(16)
+        c_off = Signal(20)
+        c_want = Signal(17)
+        c_room = Signal(17)
+        c_new = [Signal(16, name="c_new_want"), Signal(16, name="c_new_room")]   # the fetch pointer after either
+        m.d.sync += [c_valid.eq(b_valid & is_on(f_cfg) & (f_code == 0) & (pending != 0) & fits),
+                     c_q.eq(b_q), c_gen.eq(f_cfg.gen), c_fetch.eq(f_fetch),
+                     c_off.eq((f_fetch & (f_size - 1)) << 4), c_want.eq(want), c_room.eq(to_room),
+                     c_new[0].eq(f_fetch + want), c_new[1].eq(f_fetch + to_room)]
+        n_fetch = Signal(DB + 1)
+        by_room = c_room < c_want
+        m.d.comb += n_fetch.eq(Mux(by_room, c_room, c_want))
         # The request goes out from a register the next cycle, with the ring
         # base read from the table alongside the entries.
         req = self.dma.req
@@ -477,10 +500,10 @@ class DescQueues(wiring.Component):
         r_off = Signal(20)
         r_len = Signal(DB + 5)
         r_free = ~r_valid | req.ready
-        live = b_valid & is_on(f_cfg) & (f_code == 0) & ~clr_req[1]
         # A queue without room is left: its engine's next pop hints it again.
-        m.d.comb += again.eq(live & (pending != 0) & fits)
-        m.d.comb += [f_commit_q.eq(b_q), f_new.eq(f_fetch + n_fetch),
+        m.d.comb += again.eq(c_valid & ~clr_req[1])
+        m.d.sync += [again_r.eq(again), again_q.eq(c_q)]
+        m.d.comb += [f_commit_q.eq(c_q), f_new.eq(Mux(by_room, c_new[1], c_new[0])),
                      f_commit.eq(again & inflight.w_rdy & r_free)]
         m.d.comb += [req.valid.eq(r_valid),
                      req.payload.addr.eq(Mux(r_rx, self._base_rd[1].data, self._base_rd[0].data) + r_off),
@@ -488,14 +511,14 @@ class DescQueues(wiring.Component):
         # The ring base is read as the fetch is decided, and held while the
         # request waits for the multiplexer (no decision is taken meanwhile).
         for side in range(2):
-            m.d.comb += [self._base_rd[side].addr.eq(within(b_q)), self._base_rd[side].en.eq(f_commit)]
+            m.d.comb += [self._base_rd[side].addr.eq(within(c_q)), self._base_rd[side].en.eq(f_commit)]
         with m.If(req.ready):
             m.d.sync += r_valid.eq(0)
         with m.If(f_commit):
-            m.d.comb += [fetch_wp.addr.eq(b_q), fetch_wp.data.eq(f_new), fetch_wp.en.eq(1),
-                         inflight.w_en.eq(1), inflight.w_data.q.eq(b_q), inflight.w_data.gen.eq(f_cfg.gen),
-                         inflight.w_data.n.eq(n_fetch), inflight.w_data.first.eq(f_fetch)]
-            m.d.sync += [r_valid.eq(1), r_rx.eq(side_of(b_q)), r_off.eq((f_fetch & (f_size - 1)) << 4),
+            m.d.comb += [fetch_wp.addr.eq(c_q), fetch_wp.data.eq(f_new), fetch_wp.en.eq(1),
+                         inflight.w_en.eq(1), inflight.w_data.q.eq(c_q), inflight.w_data.gen.eq(c_gen),
+                         inflight.w_data.n.eq(n_fetch), inflight.w_data.first.eq(c_fetch)]
+            m.d.sync += [r_valid.eq(1), r_rx.eq(side_of(c_q)), r_off.eq(c_off),
                          r_len.eq(n_fetch << 4), f_issued.eq(f_issued + 1)]
         with m.Elif(clr_req[1]):
             m.d.comb += [fetch_wp.addr.eq(clr_q), fetch_wp.data.eq(0), fetch_wp.en.eq(1), clr_done[1].eq(1)]
@@ -778,6 +801,7 @@ class DescQueues(wiring.Component):
         u_side = side_of(u_q)
         mark_f = Signal(16)
         mark_p = Signal(16)
+        u_settled = Signal(2)
         held = Signal()
         m.d.comb += held.eq(Mux(u_side, self.rx.hold & (sel_qs[1] == within(u_q)),
                                 self.tx.hold & (sel_qs[0] == within(u_q))))
@@ -825,8 +849,15 @@ class DescQueues(wiring.Component):
                     # A CTRL write to a queue that stays stopped: taken.
                     m.d.comb += [*stamps.take(u_scan_q, u_stamp)]
             with m.State("Held"):
+                # A fetch decided from entries read as the stop was written
+                # (a distributed RAM shows a write from the next cycle) commits
+                # two cycles after it and is counted a cycle later: the count
+                # is taken no earlier.
                 m.d.comb += u_addr.eq(u_q)
-                with m.If(~held):
+                with m.If(u_settled != 3):
+                    m.d.sync += u_settled.eq(u_settled + 1)
+                with m.If(~held & (u_settled == 3)):
+                    m.d.sync += u_settled.eq(0)
                     m.d.sync += [mark_f.eq(f_issued), mark_p.eq(Mux(u_side, pops[1], pops[0]))]
                     m.next = "Drain"
             with m.State("Drain"):

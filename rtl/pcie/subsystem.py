@@ -20,7 +20,7 @@ from ..dma.layouts import read_req_layout
 from ..dma.mux import DmaReadClient, DmaReadMux, DmaWriteClient, DmaWriteMux
 from ..dma.read import DmaReadEngine, ReadStatsSignature
 from ..dma.write import DmaWriteEngine, WriteStatsSignature
-from ..lib.stream import StreamFifo, register_slice
+from ..lib.stream import RegisterSlice, StreamFifo, register_slice
 from .arbiter import TlpArbiter
 from .cfg import PcieCfgSignature
 from .mmio import MmioTarget
@@ -143,8 +143,14 @@ class PcieSubsystem(wiring.Component):
         connect(m, dma_wr.o_tlp, arb.inputs()[len(sources)])
         connect(m, arb.o_tlp, tx_fifo.i_stream)
 
-        # NIC-bound traffic: completions to the read engine, the rest to BAR0.
-        rx = rx_fifo.o_stream
+        # NIC-bound traffic: completions to the read engine, the rest to BAR0,
+        # from a forward register after the FIFO (a block RAM's output comes
+        # late in the cycle; the routing and the engines' decode start from
+        # flip-flops).
+        rx_slice = RegisterSlice(tlp_beat_layout(W), skid=False)
+        m.submodules.rx_slice = rx_slice
+        connect(m, rx_fifo.o_stream, rx_slice.i_stream)
+        rx = rx_slice.o_stream
         to_cpl = Signal()
         in_pkt = Signal()
         route_cpl = Signal()

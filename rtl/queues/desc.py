@@ -42,9 +42,12 @@ Scheduling is by events, one queue a cycle, with a scanner behind them:
 - The fetcher decides for one queue a cycle: those whose doorbell was just
   taken, those whose engine just popped a chain (room in the cache), and,
   every other cycle while such hints wait and every cycle otherwise, the
-  next queue of a scanner that visits them all. A queue it fetched for is
-  decided again two cycles later, until it has nothing to fetch or no room, so that
-  a queue with a backlog is fetched for a quarter of its cache at a time.
+  next queue of a scanner that visits them all. Its entries are read in
+  one cycle, worked out in the next and the fetch decided in the third; a
+  queue being worked out is not read again. A queue it fetched for is
+  decided again three cycles later, until it has nothing to fetch or no
+  room, so that a queue with a backlog is fetched for a quarter of its
+  cache at a time.
   Hints go into small FIFOs; one that finds its FIFO full is dropped, and the
   scanner finds the queue instead: nothing is lost, only later.
 - The transmit queues are handed to the transmit engine from a FIFO of queue

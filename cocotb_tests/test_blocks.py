@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 
 from cocotb_tests.blocksim import simulate, sink, source
 from rtl.config import NicConfig
-from rtl.csr import RegisterFile
+from rtl.csr import READ_LATENCY, RegisterFile
 from rtl.lib.counters import CounterTable
 from rtl.lib.stream import BufferedFifo, RegisterSlice
 from rtl.queues.common import MrRegs
@@ -42,6 +42,8 @@ async def reg_read(ctx, csr, rmap, name):
     ctx.set(csr.bus.r_stb, 1)
     await ctx.tick()
     ctx.set(csr.bus.r_stb, 0)
+    for _ in range(READ_LATENCY - 1):
+        await ctx.tick()
     return reg.unpack(ctx.get(csr.bus.r_data))
 
 
@@ -236,7 +238,7 @@ def test_descriptor_queues_hand_out_every_posted_chain(width, seed):
         port = dq.rx if side else dq.tx
         extra = (port.release, port.work.ready) if side == 0 else ()
         while True:
-            for s in (port.pop, port.claim, port.hold, port.idx, *extra):
+            for s in (port.pop, port.claim, port.hold, port.keep, port.step, port.stay, *extra):
                 ctx.set(s, 0)
             await ctx.tick()
             if rng.random() < 0.3:
@@ -252,8 +254,7 @@ def test_descriptor_queues_hand_out_every_posted_chain(width, seed):
                 i = rng.randrange(N)
             q = side * N + i
             # Name the queue; its head chain is shown on the next cycle.
-            ctx.set(port.sel, i)
-            ctx.set(port.idx, 0)
+            ctx.set(port.alt, i)
             await ctx.tick()
             if side == 0:
                 ctx.set(port.work.ready, 0)
@@ -284,12 +285,14 @@ def test_descriptor_queues_hand_out_every_posted_chain(width, seed):
                 ctx.set(port.pop, int(k == n - 1))
                 if side == 0:
                     ctx.set(port.release, int(k == n - 1))
-                ctx.set(port.idx, (k + 1) % n)
+                ctx.set(port.step, int(k < n - 1))       # the next descriptor (after the last: the next chain)
                 await ctx.tick()
                 ctx.set(port.claim, 0)
                 ctx.set(port.pop, 0)
                 if side == 0:
                     ctx.set(port.release, 0)
+                ctx.set(port.step, 0)
+                ctx.set(port.stay, int(k < n - 1))
                 ctx.set(port.hold, int(k < n - 1))
                 while rng.random() < 0.3:       # the engine pauses inside the chain
                     await ctx.tick()
@@ -419,7 +422,7 @@ def test_descriptor_queues_start_afresh_after_a_reset():
         ctx.set(rst, 0)
         seen_running = 0
         for _ in range(2 * cfg.num_queues):
-            ctx.set(dq.tx.sel, 2)
+            ctx.set(dq.tx.alt, 2)
             await ctx.tick()
             seen_running |= ctx.get(dq.tx.running)
         assert not seen_running, "a queue ran on its state from before the reset"
@@ -628,7 +631,12 @@ class _ChainModel:
         self.show(ctx, room, shown, shown_idx)   # after reset, queue 0's first descriptor is shown
         extra = (p.release, p.work.ready, p.work.valid) if self.scheduled else ()
         while True:
-            _, _, sel, idx, pop, claim, *sched = await ctx.tick().sample(p.sel, p.idx, p.pop, p.claim, *extra)
+            _, _, alt, keep, step, stay, pop, claim, *sched = await ctx.tick().sample(
+                p.alt, p.keep, p.step, p.stay, p.pop, p.claim, *extra)
+            sel = shown if keep else alt
+            assert not (step or stay) or sel == shown, f"queue {sel}: a descriptor after the first named while queue " \
+                                                      f"{shown} is shown"
+            idx = 0 if pop else shown_idx + 1 if step else shown_idx if stay else 0
             if self.scheduled:
                 assert not claim or self.held == shown, f"queue {shown}: claimed by an engine that does not have it"
             if claim:
@@ -663,6 +671,8 @@ class _ChainModel:
         p = self.port
         ch = self.chain_of(shown)
         on = self.running >> shown & 1
+        ctx.set(p.q, shown)
+        ctx.set(p.at, shown_idx)
         ctx.set(p.running, on)
         ctx.set(p.ready, int(bool(on and ch is not None)))
         ctx.set(p.more, int(bool(on and len(self.chains[shown]) >= 2)))

@@ -47,11 +47,18 @@ def get_field(value, reg, name):
     return value[f.offset:f.offset + f.width]
 
 
+#: Cycles from a read strobe on ``CsrBus`` to its data: the register file
+#: answers from flip-flops (its tables and counters from block RAM, with
+#: arithmetic after it), so the data is registered once more on the way out.
+READ_LATENCY = 2
+
+
 class CsrBus(wiring.Signature):
     """DWORD-wide register bus, initiator side.
 
     addr    DWORD index within BAR0
-    r_stb   read the DWORD at ``addr``; ``r_data`` holds it on the next cycle
+    r_stb   read the DWORD at ``addr``; ``r_data`` holds it ``READ_LATENCY``
+            cycles later
     w_stb   write ``w_data`` to ``addr`` under the byte enables ``w_be``
     """
 
@@ -382,12 +389,13 @@ class RegisterFile(wiring.Component):
         any_table = Cat(*in_table).any() if in_table else Const(0)
         m.d.comb += self.busy.eq(Cat(*[t.busy for t in self._tables.values()]).any() if self._tables else 0)
 
-        # Reads: one cycle of latency.
+        # Reads: READ_LATENCY cycles (the tables and counters answer on the
+        # next cycle; what they answer is registered on the way out).
         r_data = Signal(32)
         from_table = Const(0, 32)
         for was, d in table_rd:
             from_table = from_table | Mux(was, d, 0)
-        m.d.comb += bus.r_data.eq(r_data | from_table | Mux(was_ctr, ctab.r_data, 0))
+        m.d.sync += bus.r_data.eq(r_data | from_table | Mux(was_ctr, ctab.r_data, 0))
         latches = {}
         with m.If(bus.r_stb & ~any_table & ~in_ctr):
             with m.Switch(bus.addr):

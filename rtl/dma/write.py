@@ -220,19 +220,22 @@ class DmaWriteEngine(wiring.Component):
         # so that shift runs beside the output's decision), then what went out
         # is shifted off. Bytes at and above ``cnt`` are don't-care: a beat
         # not taken leaves only such bytes behind, and the TLP's bytes past
-        # what it takes are cleared on the way out.
-        out_take = Signal(LB + 1)
-        m.d.comb += out_take.eq(Mux(out_fire, take, 0))
-        cnt_after = Signal(LB + 2)
-        m.d.comb += cnt_after.eq(cnt - out_take)
-        m.d.comb += self.data.ready.eq(cnt_after <= WB)
+        # what it takes are cleared on the way out. Both outcomes of the
+        # output's decision (``take`` bytes gone, or none) are computed beside
+        # it, which then only picks one.
+        cnt_less = Signal(LB + 2)
+        m.d.comb += cnt_less.eq(cnt - take)
+        m.d.comb += self.data.ready.eq(Mux(out_fire, cnt_less <= WB, cnt <= WB))
         in_fire = self.data.valid & self.data.ready
         placed = Signal(3 * W)
         m.d.comb += placed.eq(self.data.payload.data << (cnt << 3))
         merged = Signal(3 * W)
         m.d.comb += merged.eq(Cat(*[Mux(cnt > j, acc.word_select(j, 8) if j < 2 * WB else Const(0, 8),
                                         placed.word_select(j, 8)) for j in range(3 * WB)]))
-        m.d.sync += [acc.eq((merged >> (out_take << 3))[:2 * W]), cnt.eq(cnt_after + Mux(in_fire, in_bytes, 0))]
+        grown, grown_less = Signal(LB + 2), Signal(LB + 2)
+        m.d.comb += [grown.eq(cnt + in_bytes), grown_less.eq(cnt_less + in_bytes)]
+        m.d.sync += [acc.eq(Mux(out_fire, (merged >> (take << 3))[:2 * W], merged[:2 * W])),
+                     cnt.eq(Mux(in_fire, Mux(out_fire, grown_less, grown), Mux(out_fire, cnt_less, cnt)))]
         m.d.comb += [
             self.resp.valid.eq(resp_fifo.r_rdy),
             self.resp.payload.status.eq(resp_fifo.r_data),

@@ -7,7 +7,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..csr import CsrBus
+from ..csr import READ_LATENCY, CsrBus
 from .be import be_low, read_byte_count
 from .tlp import (CplStatus, Fmt, TlpStream, TlpType, FMT_TYPE_MRD32, FMT_TYPE_MRD64,
                   FMT_TYPE_MWR32, FMT_TYPE_MWR64)
@@ -110,15 +110,18 @@ class MmioTarget(wiring.Component):
         # The register bus is driven from flip-flops: the accesses decided
         # from a request beat this cycle reach the register file on the next
         # (in order, so a read that follows a write still sees it), and a
-        # read's data lands two cycles after its strobe here.
+        # read's data lands 1 + READ_LATENCY cycles after its strobe here.
         bus = CsrBus(aw).flip().create(path=("bus",))
         m.d.sync += [self.csr.addr.eq(bus.addr), self.csr.r_stb.eq(bus.r_stb), self.csr.w_stb.eq(bus.w_stb),
                      self.csr.w_be.eq(bus.w_be), self.csr.w_data.eq(bus.w_data)]
-        cap_q = Signal.like(cap)
-        cap_valid_q = Signal()
-        m.d.sync += [cap_q.eq(cap), cap_valid_q.eq(cap_valid)]
+        cap_q, cap_valid_q = cap, cap_valid
+        for _ in range(READ_LATENCY):
+            nxt, nxt_valid = Signal.like(cap), Signal()
+            m.d.sync += [nxt.eq(cap_q), nxt_valid.eq(cap_valid_q)]
+            cap_q, cap_valid_q = nxt, nxt_valid
         with m.If(cap_valid_q):
             m.d.sync += rbuf.word_select(cap_q, 32).eq(self.csr.r_data)
+        settle = Signal(range(READ_LATENCY + 1))
 
         with m.FSM(name="mmio"):
             with m.State("Idle"):
@@ -177,11 +180,14 @@ class MmioTarget(wiring.Component):
                     with m.If(zero_len):
                         m.d.sync += rbuf[:32].eq(0)
                 with m.Else():
-                    m.d.sync += cap_valid.eq(0)
+                    m.d.sync += [cap_valid.eq(0), settle.eq(0)]
                     m.next = "ReadLast"
 
             with m.State("ReadLast"):
-                m.next = "Complete"             # the last DWORD is captured this cycle
+                # The last DWORD is captured READ_LATENCY - 1 cycles after this one's start.
+                m.d.sync += settle.eq(settle + 1)
+                with m.If(settle == READ_LATENCY - 1):
+                    m.next = "Complete"
 
             with m.State("Drain"):
                 m.d.comb += self.i_tlp.ready.eq(1)

@@ -32,7 +32,8 @@ in flip-flops.
 Incarnations. ENABLE starts an incarnation only once everything of the
 previous one has landed. The start unit visits the completion queues one a
 cycle, comparing ENABLE and the CTRL write stamps (``WriteStamps``) with the
-configuration; a queue to stop has no room from the next cycle. It notes how many slots each engine had
+configuration; a queue to stop has no room from the cycle after next (the
+engines' room is looked up a cycle ahead). It notes how many slots each engine had
 claimed, waits until as many of each engine's records have been written or
 dropped, then until every write issued by then has passed the arbiter; it has
 the record path, the status path and the doorbell unit clear the queue's
@@ -355,9 +356,14 @@ class CplWriter(wiring.Component):
         # ------------------------------------------------------ free slots
         # size + consumed - claimed, for the completion queue of the queue
         # each engine is shown and for the scanner's; the counts written this
-        # cycle are seen from the next (claims are taken, and counted, in the
-        # cycle they are made: the descriptor unit asks for two slots when
-        # both engines may claim from one queue in a cycle).
+        # cycle are seen from the next. For the engines the count is taken a
+        # cycle ahead: what the look-up gives (saturated at 3) is registered
+        # with the queue it was for, and this cycle's answer is that less the
+        # claims made on that queue last cycle (by either engine); it is
+        # known only while the engine still asks for the same completion
+        # queue (after a change, one cycle has neither room nor full). Slots
+        # consumed meanwhile only add room, so the answer is never more than
+        # there is.
         log_mem = Memory(shape=size_l, depth=C, init=[])
         claimed = [Memory(shape=16, depth=C, init=[]) for _ in range(2)]
         m.submodules.log_mem = log_mem
@@ -378,8 +384,19 @@ class CplWriter(wiring.Component):
             free_of.append(f)
             on_of.append(exists(ask) & is_on(lg))
             claimed_at.append(rds[2 + k].data if k < 2 else None)
-            m.d.comb += cl.room[k].eq(on_of[k] & (f != 0))
-        m.d.comb += cl.room2.eq(on_of[1] & (free_of[1][1:] != 0))
+        m.d.comb += cl.room[2].eq(on_of[2] & (free_of[2] != 0))
+        shared = cl.tx.cq == cl.rx.cq
+        for k, (own, other) in enumerate(((cl.tx, cl.rx), (cl.rx, cl.tx))):
+            sn = ("tx", "rx")[k]
+            ahead = Signal(2, name=f"ahead_{sn}")      # free slots seen last cycle, at most 3
+            ahead_cq = Signal(8, name=f"ahead_cq_{sn}")
+            used = Signal(2, name=f"used_{sn}")        # claims on that queue last cycle
+            m.d.sync += [ahead.eq(Mux(~on_of[k], 0, Mux(free_of[k][2:] != 0, 3, free_of[k][:2]))),
+                         ahead_cq.eq(own.cq), used.eq(own.en + (other.en & shared))]
+            known = own.cq == ahead_cq
+            m.d.comb += [cl.room[k].eq(known & (ahead > used)), cl.full[k].eq(known & (ahead <= used))]
+            if k == 1:
+                m.d.comb += cl.room2.eq(known & (ahead > used + 1))
         # Each claim count is written by its engine's claims, cleared on a free cycle.
         for k, c in enumerate((cl.tx, cl.rx)):
             with m.If(c.en):
@@ -445,7 +462,7 @@ class CplWriter(wiring.Component):
         # ------------------------------------------------------ start and drain
         # A scanner visits one completion queue a cycle, comparing ENABLE
         # (and the CTRL write stamps) with its configuration. A queue to stop
-        # is stopped at once (it has no room from the next cycle); one
+        # is stopped at once (it has no room from the cycle after next); one
         # draining, or enabled and not running, is taken: note the slots each
         # engine has claimed, wait until as many records of each have been
         # written or dropped, then until the writes issued by then are done;
@@ -487,10 +504,15 @@ class CplWriter(wiring.Component):
                     with m.If(u_cfg.on):
                         m.d.comb += [ccfg_wp.addr.eq(u_read), ccfg_wp.en.eq(1), new_cfg.on.eq(0),
                                      new_cfg.drain.eq(1)]
-                    m.next = "Mark"
+                    m.next = "Stopping"
                 with m.Elif(u_stale):
                     # A CTRL write to a queue that stays stopped: taken.
                     m.d.comb += stamps.take(u_read, u_stamp)
+            with m.State("Stopping"):
+                # The engines' room was looked up a cycle ahead: they may
+                # still claim in this cycle, not after it.
+                m.d.comb += u_addr.eq(u_j)
+                m.next = "Mark"
             with m.State("Mark"):
                 # The claims up to the stop (none come after it).
                 m.d.comb += u_addr.eq(u_j)
@@ -513,8 +535,10 @@ class CplWriter(wiring.Component):
                         m.next = "Idle"
             with m.State("Clear"):
                 m.d.comb += u_addr.eq(u_j)
+                # (Done when every clear has been written: from a register,
+                # not from this cycle's write ports.)
                 m.d.sync += pending_clr.eq(pending_clr & ~clr_done)
-                with m.If((pending_clr & ~clr_done) == 0):
+                with m.If(pending_clr == 0):
                     m.next = "Start"
             with m.State("Start"):
                 m.d.comb += u_addr.eq(u_j)

@@ -126,10 +126,18 @@ class SchedState:
 class ChainPort(wiring.Signature):
     """An engine's view of one side's queues (engine side is ``In``).
 
-    sel, idx In: the queue, and the descriptor of its head chain, to look at
-             next cycle (the chains and descriptors are in block RAM)
-    running  Out(1): the queue looked at (``sel`` of the previous cycle, "the
-             shown queue") is enabled and not in error
+    The engine names the queue, and the descriptor of its head chain, to look
+    at next cycle (the chains and descriptors are in block RAM), by choosing
+    among what the unit has computed ahead, so that its decision is not
+    followed by arithmetic before the memories' addresses:
+
+    alt      In: the queue to look at next unless ``keep``
+    keep     In(1): look at the shown queue again
+    step     In(1): ... at the descriptor after the one shown
+    stay     In(1): ... at the descriptor shown (otherwise, and after a pop,
+             at the first of the head chain)
+    q, at    Out: the shown queue (named last cycle) and descriptor
+    running  Out(1): the shown queue is enabled and not in error
     ready    Out(1): ... and has a complete chain cached
     more     Out(1): ... and another after it (a pop this cycle leaves one)
     len      Out: descriptors in the shown queue's head chain;
@@ -142,6 +150,8 @@ class ChainPort(wiring.Signature):
              way in (the receive side only: its frames wait for them)
     room     Out(1): the shown queue may claim a slot of its completion queue this cycle
     full     Out(1): the shown queue's completion queue has no free slot at all
+             (neither is set in the first cycle a queue on another completion
+             queue is shown: its room is still being looked up)
     claim    In(1): the engine starts the shown queue's chain: its completion slot is taken
     hold     In(1): the engine is inside a chain of the shown queue
     pop      In(1): the shown queue's chain is done; a look-up in the same
@@ -157,7 +167,8 @@ class ChainPort(wiring.Signature):
 
     def __init__(self, n, d, scheduled=False):
         members = {
-            "sel": In(range(max(n, 2))), "idx": In(range(max(d, 2))),
+            "alt": In(range(max(n, 2))), "keep": In(1), "step": In(1), "stay": In(1),
+            "q": Out(range(max(n, 2))), "at": Out(range(max(d, 2))),
             "running": Out(1), "ready": Out(1), "more": Out(1),
             "len": Out(range(d + 1)), "err": Out(4), "bytes": Out(16),
             "head": Out(16), "cq": Out(8),
@@ -176,12 +187,15 @@ class CqClaimSignature(wiring.Signature):
     three completion queues: ``tx.cq`` and ``rx.cq`` (of the queues the engines
     are shown) and ``scan`` (of the transmit queue the scheduler decides for);
     ``room`` says, for each in that order, whether it runs and has a free slot,
-    ``room2`` whether ``rx.cq`` has two. ``tx.en``/``rx.en`` claim a slot of
-    ``tx.cq``/``rx.cq``."""
+    ``room2`` whether ``rx.cq`` has two, ``full`` (for ``tx.cq``, ``rx.cq``)
+    that it has none. The engines' answers come from a look-up a cycle ahead:
+    in the first cycle a different queue is named, neither ``room`` nor
+    ``full`` is set. ``tx.en``/``rx.en`` claim a slot of ``tx.cq``/``rx.cq``."""
 
     def __init__(self, num_cqs):
         claim = wiring.Signature({"en": Out(1), "cq": Out(8)})
-        super().__init__({"room": In(3), "room2": In(1), "tx": Out(claim), "rx": Out(claim), "scan": Out(8)})
+        super().__init__({"room": In(3), "room2": In(1), "full": In(2), "tx": Out(claim), "rx": Out(claim),
+                          "scan": Out(8)})
 
 
 class RetireSignature(wiring.Signature):
@@ -250,7 +264,7 @@ class DescQueues(wiring.Component):
         cfg_l = data.StructLayout({"gen": 8, "log": 4, "cq": 8, "pd": 4, "on": 1, "drain": 1})
         acc_l = data.StructLayout({"len": DB + 1, "err": 4, "bytes": 16, "first": 16, "ch_wr": DB + 1, "code": 4})
         head_l = data.StructLayout({"gen": 8, "head": 16})
-        info_l = data.StructLayout({"len": DB + 1, "err": 4, "bytes": 16, "index": 16})
+        info_l = data.StructLayout({"len": DB + 1, "err": 4, "bytes": 16, "index": 16, "next": DB})
         # The configuration is written by the start unit only (as an
         # incarnation starts, stops and has drained); every reader takes it
         # through a bypass for the cycle it is written (``fresh_read``).
@@ -622,6 +636,7 @@ class DescQueues(wiring.Component):
                          info_wp[side].addr.eq(Cat(r_first[:DB], within(r_q))),
                          info_wp[side].data.len.eq(r_len), info_wp[side].data.err.eq(r_err),
                          info_wp[side].data.bytes.eq(r_bytes), info_wp[side].data.index.eq(r_first),
+                         info_wp[side].data.next.eq(index + 1),
                          info_wp[side].en.eq(taking & (is_rx == side) & r_end)]
         with m.If(taking):
             m.d.comb += [self.prot.eq(code == QueueStatus.PROTECTION), self.zero.eq(code == QueueStatus.ZERO_LENGTH)]
@@ -658,33 +673,53 @@ class DescQueues(wiring.Component):
             m.d.sync += f_ended.eq(f_ended + 1)
 
         # ---------------------------------------------------------- engines' ports
-        # An engine names the queue (``sel``) and descriptor (``idx``) it will
-        # look at; the chain and the descriptor come out of block RAM on the
-        # next cycle, for ``sel_q``. The look-up sees this cycle's pop of the
-        # queue shown (its heads move on) and this cycle's writes (transparent).
+        # An engine names the queue and descriptor it will look at (``sel``,
+        # ``idx``: the shown queue or ``alt``; the first descriptor, the one
+        # shown or the next); the chain and the descriptor come out of block
+        # RAM on the next cycle, for ``sel_q``. The look-up sees this cycle's
+        # pop of the queue shown (its heads move on) and this cycle's writes
+        # (transparent). The addresses of every choice are computed before the
+        # engine decides, which only picks one.
         sel_qs = []
         shown_cfg = []
         shown_ready = []
         for side, port in enumerate(ports):
             sn = "rx" if side else "tx"
             sel_q = Signal(range(max(N, 2)), name=f"sel_q_{sn}")
+            at = Signal(DB, name=f"at_{sn}")
+            sel = Signal(range(max(N, 2)), name=f"sel_{sn}")
             sel_qs.append(sel_q)
-            m.d.sync += sel_q.eq(port.sel)
-            named = Cat(port.sel, Const(side, 1))
+            m.d.comb += [sel.eq(Mux(port.keep, sel_q, port.alt)), port.q.eq(sel_q), port.at.eq(at)]
+            m.d.sync += sel_q.eq(sel)
+            with m.If(port.pop | ~(port.step | port.stay)):
+                m.d.sync += at.eq(0)
+            with m.Elif(port.step):
+                m.d.sync += at.eq(at + 1)
+            named = Cat(sel, Const(side, 1))
             rd = cache[side].read_port(transparent_for=(cache_wp[side],))
             ird = info[side].read_port(transparent_for=(info_wp[side],))
             e_cfg = fresh_read(m, cfg_mem, named, cfg_wp, name=f"e_cfg_{sn}")
             e_arr = arr_l(read(arr_mem, arr_wp, named, f"e_arr_{sn}"))
             e_chw, e_code = e_arr.ch_wr, e_arr.code
             shown_cfg.append(e_cfg)
-            same = port.pop & (port.sel == sel_q)
             ch = ird.data
-            # The named queue's pointers (before this cycle's pop, which the
-            # look-up adds itself), and the shown queue's (for the pop).
-            ptr_sel = ptr_mem[side].read_port(domain="comb")
+            # The pointers of ``alt`` (before this cycle's pop, which the
+            # look-up adds itself) and of the shown queue; for each, where its
+            # head chain starts (after a pop, if it is the shown queue: where
+            # the chain popped ends, which its record keeps) and the
+            # descriptors that may be named in it.
+            ptr_alt = ptr_mem[side].read_port(domain="comb")
             ptr_shown = ptr_mem[side].read_port(domain="comb")
-            m.d.comb += [ptr_sel.addr.eq(port.sel), ptr_shown.addr.eq(sel_q)]
-            nxt_c_head = (ptr_sel.data.c_head + Mux(same, ch.len, 0))[:DB]
+            m.d.comb += [ptr_alt.addr.eq(port.alt), ptr_shown.addr.eq(sel_q)]
+            chain_at = []
+            desc_at = []
+            for c_head, is_shown in ((ptr_shown.data.c_head, Const(1)), (ptr_alt.data.c_head, port.alt == sel_q)):
+                popped = Signal(DB)
+                first, here, after = Signal(DB), Signal(DB), Signal(DB)
+                m.d.comb += [popped.eq(ch.next), first.eq(c_head), here.eq(c_head + at), after.eq(c_head + at + 1)]
+                chain_at.append(Mux(port.pop & is_shown, popped, first))
+                desc_at.append(Mux(port.pop & is_shown, popped,
+                                   Mux(port.step, after, Mux(port.stay, here, first))))
             sq = Cat(sel_q, Const(side, 1))
             # Complete chains cached for the shown queue: those arrived (read
             # when it was named) less those popped (up to last cycle).
@@ -694,8 +729,8 @@ class DescQueues(wiring.Component):
                          running.eq(is_on(e_cfg) & (e_code == 0))]
             shown_ready.append(running & (cached != 0))
             m.d.comb += [
-                ird.addr.eq(Cat(nxt_c_head, port.sel)),
-                rd.addr.eq(Cat((nxt_c_head + port.idx)[:DB], port.sel)),
+                ird.addr.eq(Cat(Mux(port.keep, chain_at[0], chain_at[1]), sel)),
+                rd.addr.eq(Cat(Mux(port.keep, desc_at[0], desc_at[1]), sel)),
                 port.running.eq(running), port.ready.eq(shown_ready[side]), port.more.eq(running & (cached >= 2)),
                 port.len.eq(ch.len), port.err.eq(ch.err), port.bytes.eq(ch.bytes), port.head.eq(ch.index),
                 port.desc.addr.eq(rd.data.addr), port.desc.len.eq(rd.data.len),
@@ -736,9 +771,9 @@ class DescQueues(wiring.Component):
         tx_cq, rx_cq = shown_cfg[0].cq, shown_cfg[1].cq
         m.d.comb += [
             self.tx.room.eq(cl.room[0]),
-            self.tx.full.eq(~cl.room[0]),
+            self.tx.full.eq(cl.full[0]),
             self.rx.room.eq(Mux(shown_ready[0] & (tx_cq == rx_cq), cl.room2, cl.room[1])),
-            self.rx.full.eq(~cl.room[1]),
+            self.rx.full.eq(cl.full[1]),
             cl.tx.en.eq(self.tx.claim), cl.tx.cq.eq(tx_cq),
             cl.rx.en.eq(self.rx.claim), cl.rx.cq.eq(rx_cq),
         ]
@@ -875,8 +910,10 @@ class DescQueues(wiring.Component):
                         m.next = "Idle"
             with m.State("Clear"):
                 m.d.comb += u_addr.eq(u_q)
+                # (Done when every clear has been written: from a register,
+                # not from this cycle's write ports.)
                 m.d.sync += pending_clr.eq(pending_clr & ~clr_done)
-                with m.If((pending_clr & ~clr_done) == 0):
+                with m.If(pending_clr == 0):
                     m.next = "Start"
             with m.State("Start"):
                 # A new incarnation starts empty, with the configuration of now,

@@ -84,11 +84,11 @@ class RxEngine(wiring.Component):
         # they are the frame's queue and the descriptor wanted.
         busy_n = Signal()
         k_n = Signal(range(max(D, 2)))
-        l_sel = Signal(range(max(N, 2)))
-        l_idx = Signal(range(max(D, 2)))
+        l_sel, l_idx = ch.q, ch.at
+        step = Signal()
         m.d.comb += [busy_n.eq(busy), k_n.eq(k)]
-        m.d.sync += [busy.eq(busy_n), k.eq(k_n), l_sel.eq(ch.sel), l_idx.eq(ch.idx)]
-        m.d.comb += [ch.sel.eq(q), ch.idx.eq(Mux(busy_n, k_n, 0)), ch.hold.eq(busy)]
+        m.d.sync += [busy.eq(busy_n), k.eq(k_n)]
+        m.d.comb += [ch.alt.eq(q), ch.step.eq(step), ch.stay.eq(busy_n & ~step), ch.hold.eq(busy)]
         looked = l_sel == q                   # the frame's queue is the one shown
         shown = looked & (l_idx == Mux(busy, k, 0))
         rec = Signal(rec_l)
@@ -130,7 +130,7 @@ class RxEngine(wiring.Component):
                 # dropped and counted, with back-pressure on too.
                 m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), self.cq_full.eq(1)]
             with m.Elif(~busy & ~ch.room):
-                pass                          # the last slot: the transmit side may take it this cycle
+                pass                          # the last slot (the transmit side may take it), or room being looked up
             with m.Elif(~shown):
                 pass                          # the chain is being looked up
             with m.Elif(~busy & (ch.err != QueueStatus.OK)):
@@ -149,7 +149,7 @@ class RxEngine(wiring.Component):
                                      pending.w_en.eq(1), ch.pop.eq(1), self.i_meta.ready.eq(1),
                                      self.delivered.eq(1), busy_n.eq(0)]
                     with m.Else():
-                        m.d.comb += [busy_n.eq(1), k_n.eq(idx + 1)]
+                        m.d.comb += [busy_n.eq(1), k_n.eq(idx + 1), step.eq(1)]
                         m.d.sync += [rem.eq(after), nreq.eq(Mux(busy, nreq, 0) + 1)]
 
         # ----------------------------------------------------------- data mover

@@ -81,8 +81,9 @@ class TxEngine(wiring.Component):
 
         # ------------------------------------------------------------- schedule
         # The engine takes a queue from the work FIFO and names it (and the
-        # descriptor to look at next cycle: ``ch.sel``/``ch.idx``); this cycle
-        # it acts on the one shown (``l_sel``, the queue it has). It gives the
+        # descriptor to look at next cycle: ``ch.keep``/``ch.alt``,
+        # ``ch.step``/``ch.stay``); this cycle it acts on the one shown
+        # (``l_sel``, the queue it has; ``l_idx``, the descriptor). It gives the
         # queue back after one chain, unless it has another and no other
         # queue waits, or at once when it is not ready or its completion queue
         # has no slot (the descriptor unit then parks it).
@@ -90,17 +91,17 @@ class TxEngine(wiring.Component):
         k = Signal(range(max(D, 2)))
         total = Signal(32)
         has = Signal()                        # a queue is the engine's: l_sel
-        l_sel = Signal(range(max(N, 2)))
-        l_idx = Signal(range(max(D, 2)))
+        l_sel, l_idx = ch.q, ch.at
         busy_n = Signal()
         k_n = Signal(range(max(D, 2)))
         has_n = Signal()
+        step = Signal()
         m.d.comb += [busy_n.eq(busy), k_n.eq(k), has_n.eq(has)]
         work = ch.work
         m.d.comb += work.ready.eq(~has_n)
-        m.d.sync += [busy.eq(busy_n), k.eq(k_n), has.eq(has_n | work.valid), l_idx.eq(ch.idx)]
-        m.d.sync += l_sel.eq(ch.sel)
-        m.d.comb += [ch.sel.eq(Mux(has_n, l_sel, work.payload)), ch.idx.eq(Mux(busy_n, k_n, 0)), ch.hold.eq(busy)]
+        m.d.sync += [busy.eq(busy_n), k.eq(k_n), has.eq(has_n | work.valid)]
+        m.d.comb += [ch.keep.eq(has_n), ch.alt.eq(work.payload), ch.step.eq(step), ch.stay.eq(busy_n & ~step),
+                     ch.hold.eq(busy)]
         # What is shown is the descriptor wanted: inside a chain, descriptor k;
         # otherwise the first.
         shown = has & Mux(busy, l_idx == k, l_idx == 0)
@@ -116,11 +117,12 @@ class TxEngine(wiring.Component):
         dec = Signal(range(depth + 1))       # reserved beats that have arrived
         wrote = Signal(range(depth + 1))     # beats of the head frame so far
         m.d.comb += rec.need.eq(need)
-        with m.If(shown & ~busy & (~ch.ready | ~ch.room)):
+        with m.If(shown & ~busy & (~ch.ready | ch.full)):
             # Nothing to send, or no completion slot for the chain: the queue
             # goes back (parked until its completion queue has room).
             m.d.comb += [ch.release.eq(1), has_n.eq(0)]
-        with m.Elif(shown & pending.w_rdy):
+        with m.Elif(shown & pending.w_rdy & (busy | ch.room)):
+            # (A chain starts once its completion queue's room is known.)
             with m.If(~busy & ((ch.err != QueueStatus.OK) | too_long)):
                 # Refused chain: no DMA, a completion with the reason.
                 m.d.comb += [rec.status.eq(Mux(ch.err != QueueStatus.OK, ch.err, QueueStatus.TOO_LONG)),
@@ -137,7 +139,7 @@ class TxEngine(wiring.Component):
                                      rec.len.eq(Mux(busy, total, 0) + ch.desc.len), pending.w_en.eq(1), ch.pop.eq(1),
                                      busy_n.eq(0), ch.release.eq(~keep), has_n.eq(keep)]
                     with m.Else():
-                        m.d.comb += [busy_n.eq(1), k_n.eq(l_idx + 1)]
+                        m.d.comb += [busy_n.eq(1), k_n.eq(l_idx + 1), step.eq(1)]
                         m.d.sync += total.eq(Mux(busy, total, 0) + ch.desc.len)
 
         # --------------------------------------------------------- frames, done

@@ -285,7 +285,8 @@ def test_descriptor_queues_hand_out_every_posted_chain(width, seed):
                 ctx.set(port.pop, int(k == n - 1))
                 if side == 0:
                     ctx.set(port.release, int(k == n - 1))
-                ctx.set(port.step, int(k < n - 1))       # the next descriptor (after the last: the next chain)
+                ctx.set(port.keep, 1)                    # the same queue ...
+                ctx.set(port.step, int(k < n - 1))       # ... its next descriptor (after the last: the next chain)
                 await ctx.tick()
                 ctx.set(port.claim, 0)
                 ctx.set(port.pop, 0)

@@ -220,9 +220,9 @@ class DmaWriteEngine(wiring.Component):
         # so that shift runs beside the output's decision), then what went out
         # is shifted off. Bytes at and above ``cnt`` are don't-care: a beat
         # not taken leaves only such bytes behind, and the TLP's bytes past
-        # what it takes are cleared on the way out. Both outcomes of the
-        # output's decision (``take`` bytes gone, or none) are computed beside
-        # it, which then only picks one.
+        # what it takes are cleared on the way out. The count after both
+        # outcomes of the output's decision (``take`` bytes gone, or none) is
+        # computed beside it, which then only picks one.
         cnt_less = Signal(LB + 2)
         m.d.comb += cnt_less.eq(cnt - take)
         m.d.comb += self.data.ready.eq(Mux(out_fire, cnt_less <= WB, cnt <= WB))
@@ -234,7 +234,7 @@ class DmaWriteEngine(wiring.Component):
                                         placed.word_select(j, 8)) for j in range(3 * WB)]))
         grown, grown_less = Signal(LB + 2), Signal(LB + 2)
         m.d.comb += [grown.eq(cnt + in_bytes), grown_less.eq(cnt_less + in_bytes)]
-        m.d.sync += [acc.eq(Mux(out_fire, (merged >> (take << 3))[:2 * W], merged[:2 * W])),
+        m.d.sync += [acc.eq((merged >> (Mux(out_fire, take, 0) << 3))[:2 * W]),
                      cnt.eq(Mux(in_fire, Mux(out_fire, grown_less, grown), Mux(out_fire, cnt_less, cnt)))]
         m.d.comb += [
             self.resp.valid.eq(resp_fifo.r_rdy),

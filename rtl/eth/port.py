@@ -106,7 +106,11 @@ class EthPort(wiring.Component):
             self.i_wire.ready.eq(mac_rx.i_wire.ready & (~self.backpressure | (
                 rx_buf.level < (cfg.rx_fifo - cfg.max_frame) // cfg.beat_bytes - 16))),
         ]
-        connect(m, rx_buf.o_meta, classify.i_meta)
+        # The classifier decides from a register, not from the receive
+        # buffer's block RAM (its records are read out of one; a forward
+        # register: the classifier's ready comes from its route FIFO).
+        register_slice(m, "rx_buf_meta_slice", rx_buf.o_meta, classify.i_meta, domain_reset=self.core_rst,
+                       skid=False)
         connect(m, rx_buf.o_pkt, classify.i_frame)
         # Register slices towards the queues: the receive buffer's output and
         # the classifier's decision are not in the receive engine's cycle (the

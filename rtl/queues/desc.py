@@ -135,7 +135,8 @@ class ChainPort(wiring.Signature):
     keep     In(1): look at the shown queue again
     step     In(1): ... at the descriptor after the one shown
     stay     In(1): ... at the descriptor shown (otherwise, and after a pop,
-             at the first of the head chain)
+             at the first of the head chain); on the transmit side only with
+             ``keep``
     q, at    Out: the shown queue (named last cycle) and descriptor
     running  Out(1): the shown queue is enabled and not in error
     ready    Out(1): ... and has a complete chain cached
@@ -713,13 +714,15 @@ class DescQueues(wiring.Component):
             m.d.comb += [ptr_alt.addr.eq(port.alt), ptr_shown.addr.eq(sel_q)]
             chain_at = []
             desc_at = []
-            for c_head, is_shown in ((ptr_shown.data.c_head, Const(1)), (ptr_alt.data.c_head, port.alt == sel_q)):
+            # (The transmit engine steps only in the queue it keeps.)
+            for c_head, is_shown, steps in ((ptr_shown.data.c_head, Const(1), True),
+                                            (ptr_alt.data.c_head, port.alt == sel_q, side == 1)):
                 popped = Signal(DB)
                 first, here, after = Signal(DB), Signal(DB), Signal(DB)
                 m.d.comb += [popped.eq(ch.next), first.eq(c_head), here.eq(c_head + at), after.eq(c_head + at + 1)]
                 chain_at.append(Mux(port.pop & is_shown, popped, first))
                 desc_at.append(Mux(port.pop & is_shown, popped,
-                                   Mux(port.step, after, Mux(port.stay, here, first))))
+                                   Mux(port.step, after, Mux(port.stay, here, first)) if steps else first))
             sq = Cat(sel_q, Const(side, 1))
             # Complete chains cached for the shown queue: those arrived (read
             # when it was named) less those popped (up to last cycle).

@@ -76,21 +76,21 @@ class RxEngine(wiring.Component):
         meta = self.i_meta.payload
         q = meta.queue
         busy = Signal()
-        k = Signal(range(max(D, 2)))
         rem = Signal(14)
         nreq = Signal(range(D + 1))
         # The planner names the queue and descriptor to look at next cycle; the
         # chain and descriptor shown are those named last cycle, usable when
         # they are the frame's queue and the descriptor wanted.
         busy_n = Signal()
-        k_n = Signal(range(max(D, 2)))
         l_sel, l_idx = ch.q, ch.at
         step = Signal()
-        m.d.comb += [busy_n.eq(busy), k_n.eq(k)]
-        m.d.sync += [busy.eq(busy_n), k.eq(k_n)]
+        m.d.comb += busy_n.eq(busy)
+        m.d.sync += busy.eq(busy_n)
         m.d.comb += [ch.alt.eq(q), ch.step.eq(step), ch.stay.eq(busy_n & ~step), ch.hold.eq(busy)]
         looked = l_sel == q                   # the frame's queue is the one shown
-        shown = looked & (l_idx == Mux(busy, k, 0))
+        # (Inside a frame the descriptor shown is the one to use: the planner
+        # names only the first, the one shown, or the next.)
+        shown = looked
         rec = Signal(rec_l)
         plan = Signal(plan_l)
         m.d.comb += [rec.queue.eq(q), rec.cq.eq(ch.cq), rec.index.eq(ch.head),
@@ -112,7 +112,7 @@ class RxEngine(wiring.Component):
         cur = Mux(busy, rem, meta.length)
         n = Mux(ch.desc.len < cur, ch.desc.len, cur)[:14]
         after = (cur - n)[:14]
-        idx = Mux(busy, k, 0)
+        idx = l_idx
         final = (after == 0) | (idx == ch.len - 1)
         with m.If(self.i_meta.valid & room):
             with m.If(~busy & ~looked):
@@ -149,7 +149,7 @@ class RxEngine(wiring.Component):
                                      pending.w_en.eq(1), ch.pop.eq(1), self.i_meta.ready.eq(1),
                                      self.delivered.eq(1), busy_n.eq(0)]
                     with m.Else():
-                        m.d.comb += [busy_n.eq(1), k_n.eq(idx + 1), step.eq(1)]
+                        m.d.comb += [busy_n.eq(1), step.eq(1)]
                         m.d.sync += [rem.eq(after), nreq.eq(Mux(busy, nreq, 0) + 1)]
 
         # ----------------------------------------------------------- data mover

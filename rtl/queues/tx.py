@@ -87,24 +87,23 @@ class TxEngine(wiring.Component):
         # queue back after one chain, unless it has another and no other
         # queue waits, or at once when it is not ready or its completion queue
         # has no slot (the descriptor unit then parks it).
-        busy = Signal()                       # inside a chain of l_sel, descriptor k next
-        k = Signal(range(max(D, 2)))
+        busy = Signal()                       # inside a chain of l_sel (descriptor l_idx shown)
         total = Signal(32)
         has = Signal()                        # a queue is the engine's: l_sel
         l_sel, l_idx = ch.q, ch.at
         busy_n = Signal()
-        k_n = Signal(range(max(D, 2)))
         has_n = Signal()
         step = Signal()
-        m.d.comb += [busy_n.eq(busy), k_n.eq(k), has_n.eq(has)]
+        m.d.comb += [busy_n.eq(busy), has_n.eq(has)]
         work = ch.work
         m.d.comb += work.ready.eq(~has_n)
-        m.d.sync += [busy.eq(busy_n), k.eq(k_n), has.eq(has_n | work.valid)]
+        m.d.sync += [busy.eq(busy_n), has.eq(has_n | work.valid)]
         m.d.comb += [ch.keep.eq(has_n), ch.alt.eq(work.payload), ch.step.eq(step), ch.stay.eq(busy_n & ~step),
                      ch.hold.eq(busy)]
-        # What is shown is the descriptor wanted: inside a chain, descriptor k;
-        # otherwise the first.
-        shown = has & Mux(busy, l_idx == k, l_idx == 0)
+        # What is shown is the descriptor wanted: the engine names only the
+        # first descriptor of a chain, the one shown, or the next, so inside a
+        # chain it is the one to issue, and otherwise the first.
+        shown = has
         # After a chain: keep the queue while it has another and nobody waits.
         keep = ch.more & ~work.valid
         cq = ch.cq
@@ -139,7 +138,7 @@ class TxEngine(wiring.Component):
                                      rec.len.eq(Mux(busy, total, 0) + ch.desc.len), pending.w_en.eq(1), ch.pop.eq(1),
                                      busy_n.eq(0), ch.release.eq(~keep), has_n.eq(keep)]
                     with m.Else():
-                        m.d.comb += [busy_n.eq(1), k_n.eq(l_idx + 1), step.eq(1)]
+                        m.d.comb += [busy_n.eq(1), step.eq(1)]
                         m.d.sync += total.eq(Mux(busy, total, 0) + ch.desc.len)
 
         # --------------------------------------------------------- frames, done

@@ -715,11 +715,11 @@ class DescQueues(wiring.Component):
             chain_at = []
             desc_at = []
             # (The transmit engine steps only in the queue it keeps.)
+            popped = ch.next
             for c_head, is_shown, steps in ((ptr_shown.data.c_head, Const(1), True),
                                             (ptr_alt.data.c_head, port.alt == sel_q, side == 1)):
-                popped = Signal(DB)
                 first, here, after = Signal(DB), Signal(DB), Signal(DB)
-                m.d.comb += [popped.eq(ch.next), first.eq(c_head), here.eq(c_head + at), after.eq(c_head + at + 1)]
+                m.d.comb += [first.eq(c_head), here.eq(c_head + at), after.eq(c_head + at + 1)]
                 chain_at.append(Mux(port.pop & is_shown, popped, first))
                 desc_at.append(Mux(port.pop & is_shown, popped,
                                    Mux(port.step, after, Mux(port.stay, here, first)) if steps else first))

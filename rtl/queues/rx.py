@@ -87,10 +87,10 @@ class RxEngine(wiring.Component):
         m.d.comb += busy_n.eq(busy)
         m.d.sync += busy.eq(busy_n)
         m.d.comb += [ch.alt.eq(q), ch.step.eq(step), ch.stay.eq(busy_n & ~step), ch.hold.eq(busy)]
-        looked = l_sel == q                   # the frame's queue is the one shown
-        # (Inside a frame the descriptor shown is the one to use: the planner
-        # names only the first, the one shown, or the next.)
-        shown = looked
+        # The frame's queue is the one shown (inside a frame always, and the
+        # descriptor shown is the one to use: the planner names only the
+        # first, the one shown, or the next).
+        looked = l_sel == q
         rec = Signal(rec_l)
         plan = Signal(plan_l)
         m.d.comb += [rec.queue.eq(q), rec.cq.eq(ch.cq), rec.index.eq(ch.head),
@@ -112,8 +112,7 @@ class RxEngine(wiring.Component):
         cur = Mux(busy, rem, meta.length)
         n = Mux(ch.desc.len < cur, ch.desc.len, cur)[:14]
         after = (cur - n)[:14]
-        idx = l_idx
-        final = (after == 0) | (idx == ch.len - 1)
+        final = (after == 0) | (l_idx == ch.len - 1)
         with m.If(self.i_meta.valid & room):
             with m.If(~busy & ~looked):
                 pass                          # the queue's chain and completion queue are being looked up
@@ -131,8 +130,6 @@ class RxEngine(wiring.Component):
                 m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), self.cq_full.eq(1)]
             with m.Elif(~busy & ~ch.room):
                 pass                          # the last slot (the transmit side may take it), or room being looked up
-            with m.Elif(~shown):
-                pass                          # the chain is being looked up
             with m.Elif(~busy & (ch.err != QueueStatus.OK)):
                 m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), rec.status.eq(ch.err), pending.w_en.eq(1),
                              ch.pop.eq(1), ch.claim.eq(1)]

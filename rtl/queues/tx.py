@@ -100,10 +100,9 @@ class TxEngine(wiring.Component):
         m.d.sync += [busy.eq(busy_n), has.eq(has_n | work.valid)]
         m.d.comb += [ch.keep.eq(has_n), ch.alt.eq(work.payload), ch.step.eq(step), ch.stay.eq(busy_n & ~step),
                      ch.hold.eq(busy)]
-        # What is shown is the descriptor wanted: the engine names only the
+        # What the engine has shown is the descriptor wanted: it names only the
         # first descriptor of a chain, the one shown, or the next, so inside a
         # chain it is the one to issue, and otherwise the first.
-        shown = has
         # After a chain: keep the queue while it has another and nobody waits.
         keep = ch.more & ~work.valid
         cq = ch.cq
@@ -116,11 +115,11 @@ class TxEngine(wiring.Component):
         dec = Signal(range(depth + 1))       # reserved beats that have arrived
         wrote = Signal(range(depth + 1))     # beats of the head frame so far
         m.d.comb += rec.need.eq(need)
-        with m.If(shown & ~busy & (~ch.ready | ch.full)):
+        with m.If(has & ~busy & (~ch.ready | ch.full)):
             # Nothing to send, or no completion slot for the chain: the queue
             # goes back (parked until its completion queue has room).
             m.d.comb += [ch.release.eq(1), has_n.eq(0)]
-        with m.Elif(shown & pending.w_rdy & (busy | ch.room)):
+        with m.Elif(has & pending.w_rdy & (busy | ch.room)):
             # (A chain starts once its completion queue's room is known.)
             with m.If(~busy & ((ch.err != QueueStatus.OK) | too_long)):
                 # Refused chain: no DMA, a completion with the reason.

@@ -164,6 +164,11 @@ class ChainPort(wiring.Signature):
              at most once; a queue taken is the engine's until it gives it back
     release  In(1): the engine gives the shown queue back (after a pop, or
              because it is not ready or its completion queue has no room)
+
+    On the scheduled side ``room`` and ``full`` answer for the completion
+    queue of the look-up shown last cycle, and ``claim`` takes a slot of that
+    one: the engine acts on a look-up it has registered, after naming the same
+    queue and descriptor two cycles running.
     """
 
     def __init__(self, n, d, scheduled=False):
@@ -771,11 +776,17 @@ class DescQueues(wiring.Component):
         # its DMA request), it asks for two slots whenever the queue the
         # transmit engine is shown is ready and bound to the same one, and
         # waits (``full`` says when there is no slot at all: then it drops).
-        tx_cq, rx_cq = shown_cfg[0].cq, shown_cfg[1].cq
+        # The transmit engine acts on a look-up it has kept for a cycle (so
+        # that nothing it decides comes straight out of block RAM): its
+        # completion queue is named from a register, the one of the look-up
+        # shown last cycle, and so is what the receive side compares it with.
+        tx_cq, rx_cq = Signal(8), shown_cfg[1].cq
+        tx_ready = Signal()
+        m.d.sync += [tx_cq.eq(shown_cfg[0].cq), tx_ready.eq(shown_ready[0])]
         m.d.comb += [
             self.tx.room.eq(cl.room[0]),
             self.tx.full.eq(cl.full[0]),
-            self.rx.room.eq(Mux(shown_ready[0] & (tx_cq == rx_cq), cl.room2, cl.room[1])),
+            self.rx.room.eq(Mux(tx_ready & (tx_cq == rx_cq), cl.room2, cl.room[1])),
             self.rx.full.eq(cl.full[1]),
             cl.tx.en.eq(self.tx.claim), cl.tx.cq.eq(tx_cq),
             cl.rx.en.eq(self.rx.claim), cl.rx.cq.eq(rx_cq),

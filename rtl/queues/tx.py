@@ -58,87 +58,94 @@ class TxEngine(wiring.Component):
         pending = m.submodules.pending = BufferedFifo(width=rec_l.size, depth=32)
         frames = m.submodules.frames = PacketFifo(cfg.data_width, depth, {"x": 1})
 
+        # The look-up shown is registered, and the engine acts on it in the
+        # next cycle if it named the same queue and descriptor again
+        # (``fresh``), so that nothing it decides comes straight out of block
+        # RAM. A new queue, a step or a pop costs a cycle in which it only
+        # looks; its completion queue's room is known a cycle later still when
+        # the queue's completion queue differs from the last one's.
+        lk_l = data.StructLayout({"ready": 1, "more": 1, "len": range(D + 1), "bad": 1, "err": 4,
+                                  "too_long": 1, "need": range(0xFFFF // WB + 2), "head": 16, "cq": 8,
+                                  "addr": 64, "dlen": 32, "last": 1})
+        lk = Signal(lk_l)
+        fresh = Signal()
+        m.d.sync += [lk.ready.eq(ch.ready), lk.more.eq(ch.more), lk.len.eq(ch.len), lk.err.eq(ch.err),
+                     lk.bad.eq(ch.err != QueueStatus.OK), lk.too_long.eq(ch.bytes > cfg.max_frame - 4),
+                     lk.need.eq((ch.bytes + WB - 1) >> (WB.bit_length() - 1)), lk.head.eq(ch.head),
+                     lk.cq.eq(ch.cq), lk.addr.eq(ch.desc.addr), lk.dlen.eq(ch.desc.len),
+                     lk.last.eq((ch.at + 1)[:len(ch.len)] == ch.len)]
+
         # A chain's payload is read only once the frame buffer has room for all
         # of it, so that its read data never waits: the read engine's data
-        # path is shared with the descriptor fetches, in order.
+        # path is shared with the descriptor fetches, in order. The room is
+        # last cycle's free beats, less those reserved for frames being read:
+        # everything that moved since only gave room back, and nothing was
+        # reserved last cycle (a chain's first read is followed by a cycle in
+        # which the engine only looks).
         resv = Signal(range(depth + 1))       # beats reserved for frames being read, not yet arrived
-        need = Signal(range(depth + 1))
-        m.d.comb += need.eq((ch.bytes + WB - 1) >> (WB.bit_length() - 1))
-        # The room is taken from registers: last cycle's free beats less what
-        # was reserved in that cycle. Everything else that moved since (beats
-        # arriving for their reservations, beats leaving, frames dropped)
-        # only gave room back, so this is never more than there is; and the
-        # frame fits if its bytes fit in that many beats, a comparison with
-        # the chain record as it comes out of the memory.
         avail = Signal(range(depth + 1))
-        reserved = Signal(range(depth + 1))
         issue_first = Signal()
-        m.d.sync += [avail.eq(depth - frames.level - resv), reserved.eq(Mux(issue_first, need, 0))]
-        room_bytes = Signal(range(depth * WB + 1))
-        m.d.comb += room_bytes.eq((avail - reserved) << (WB.bit_length() - 1))
-        fits = ch.bytes <= room_bytes
-        too_long = ch.bytes > cfg.max_frame - 4
+        m.d.sync += avail.eq(depth - frames.level - resv)
+        fits = lk.need <= avail
 
         # ------------------------------------------------------------- schedule
         # The engine takes a queue from the work FIFO and names it (and the
         # descriptor to look at next cycle: ``ch.keep``/``ch.alt``,
-        # ``ch.step``/``ch.stay``); this cycle it acts on the one shown
-        # (``l_sel``, the queue it has; ``l_idx``, the descriptor). It gives the
-        # queue back after one chain, unless it has another and no other
-        # queue waits, or at once when it is not ready or its completion queue
-        # has no slot (the descriptor unit then parks it).
-        busy = Signal()                       # inside a chain of l_sel (descriptor l_idx shown)
+        # ``ch.step``/``ch.stay``); it acts on the one shown (``l_sel``, the
+        # queue it has). It gives the queue back
+        # after one chain, unless it has another and no other queue waits, or
+        # at once when it is not ready or its completion queue has no slot
+        # (the descriptor unit then parks it).
+        busy = Signal()                       # inside a chain of l_sel
         total = Signal(32)
         has = Signal()                        # a queue is the engine's: l_sel
-        l_sel, l_idx = ch.q, ch.at
+        l_sel = ch.q
         busy_n = Signal()
         has_n = Signal()
         step = Signal()
         m.d.comb += [busy_n.eq(busy), has_n.eq(has)]
         work = ch.work
         m.d.comb += work.ready.eq(~has_n)
-        m.d.sync += [busy.eq(busy_n), has.eq(has_n | work.valid)]
+        m.d.sync += [busy.eq(busy_n), has.eq(has_n | work.valid), fresh.eq(has_n & ~step & ~ch.pop)]
         m.d.comb += [ch.keep.eq(has_n), ch.alt.eq(work.payload), ch.step.eq(step), ch.stay.eq(busy_n & ~step),
                      ch.hold.eq(busy)]
         # What the engine has shown is the descriptor wanted: it names only the
         # first descriptor of a chain, the one shown, or the next, so inside a
         # chain it is the one to issue, and otherwise the first.
         # After a chain: keep the queue while it has another and nobody waits.
-        keep = ch.more & ~work.valid
-        cq = ch.cq
+        keep = lk.more & ~work.valid
+        act = has & fresh
 
         rec = Signal(rec_l)
-        m.d.comb += [rec.queue.eq(l_sel), rec.cq.eq(cq), rec.index.eq(ch.head), rec.ndesc.eq(ch.len),
-                     pending.w_data.eq(rec)]
+        m.d.comb += [rec.queue.eq(l_sel), rec.cq.eq(lk.cq), rec.index.eq(lk.head), rec.ndesc.eq(lk.len),
+                     rec.need.eq(lk.need), pending.w_data.eq(rec)]
         req = self.dma.req
-        is_last = l_idx == ch.len - 1
         dec = Signal(range(depth + 1))       # reserved beats that have arrived
         wrote = Signal(range(depth + 1))     # beats of the head frame so far
-        m.d.comb += rec.need.eq(need)
-        with m.If(has & ~busy & (~ch.ready | ch.full)):
+        with m.If(act & ~busy & (~lk.ready | ch.full)):
             # Nothing to send, or no completion slot for the chain: the queue
             # goes back (parked until its completion queue has room).
             m.d.comb += [ch.release.eq(1), has_n.eq(0)]
-        with m.Elif(has & pending.w_rdy & (busy | ch.room)):
+        with m.Elif(act & pending.w_rdy & (busy | ch.room)):
             # (A chain starts once its completion queue's room is known.)
-            with m.If(~busy & ((ch.err != QueueStatus.OK) | too_long)):
+            with m.If(~busy & (lk.bad | lk.too_long)):
                 # Refused chain: no DMA, a completion with the reason.
-                m.d.comb += [rec.status.eq(Mux(ch.err != QueueStatus.OK, ch.err, QueueStatus.TOO_LONG)),
+                m.d.comb += [rec.status.eq(Mux(lk.bad, lk.err, QueueStatus.TOO_LONG)),
                              pending.w_en.eq(1), ch.pop.eq(1), ch.claim.eq(1),
-                             self.too_long.eq(ch.err == QueueStatus.OK),
+                             self.too_long.eq(~lk.bad),
                              ch.release.eq(~keep), has_n.eq(keep)]
             with m.Elif(busy | fits):
-                m.d.comb += [req.valid.eq(1), req.payload.addr.eq(ch.desc.addr), req.payload.len.eq(ch.desc.len),
-                             req.payload.more.eq(~is_last)]
+                m.d.comb += [req.valid.eq(1), req.payload.addr.eq(lk.addr), req.payload.len.eq(lk.dlen),
+                             req.payload.more.eq(~lk.last)]
                 with m.If(req.ready):
                     m.d.comb += [issue_first.eq(~busy), ch.claim.eq(~busy)]
-                    with m.If(is_last):
+                    with m.If(lk.last):
                         m.d.comb += [rec.dma.eq(1), rec.status.eq(QueueStatus.OK),
-                                     rec.len.eq(Mux(busy, total, 0) + ch.desc.len), pending.w_en.eq(1), ch.pop.eq(1),
+                                     rec.len.eq(Mux(busy, total, 0) + lk.dlen), pending.w_en.eq(1), ch.pop.eq(1),
                                      busy_n.eq(0), ch.release.eq(~keep), has_n.eq(keep)]
                     with m.Else():
                         m.d.comb += [busy_n.eq(1), step.eq(1)]
-                        m.d.sync += total.eq(Mux(busy, total, 0) + ch.desc.len)
+                        m.d.sync += total.eq(Mux(busy, total, 0) + lk.dlen)
 
         # --------------------------------------------------------- frames, done
         cpls = m.submodules.cpls = StreamFifo(cpl_req_layout(), 4, ram_style="block")
@@ -171,7 +178,7 @@ class TxEngine(wiring.Component):
                 with m.If(resp.valid & resp.ready & resp.payload.last):
                     m.d.comb += [c.status.eq(Mux(ok, QueueStatus.OK, QueueStatus.DMA_ERROR)),
                                  c.len.eq(Mux(ok, head.len, 0)), cpls.i_stream.valid.eq(1), pending.r_en.eq(1)]
-        m.d.sync += resv.eq(resv + Mux(issue_first, need, 0) - dec)
+        m.d.sync += resv.eq(resv + Mux(issue_first, lk.need, 0) - dec)
         m.d.comb += [frames.stall.eq(1), frames.o_meta.ready.eq(1)]
         wiring.connect(m, frames.o_pkt, flipped(self.o_frame))
         wiring.connect(m, cpls.o_stream, flipped(self.cpl))

@@ -256,13 +256,13 @@ def test_descriptor_queues_hand_out_every_posted_chain(width, seed):
             # Name the queue; its head chain is shown on the next cycle.
             ctx.set(port.alt, i)
             await ctx.tick()
+            # ... and, as the engines do, again: they act on a look-up named
+            # twice (the completion queue's room answers for the look-up of
+            # the cycle before).
             if side == 0:
-                # ... and, as the transmit engine does, again: it acts on a
-                # look-up named twice (its completion queue's room answers for
-                # the look-up of the cycle before).
                 ctx.set(port.work.ready, 0)
                 ctx.set(port.keep, 1)
-                await ctx.tick()
+            await ctx.tick()
             if not ctx.get(port.ready) or not ctx.get(port.room):
                 # Nothing cached, or no completion slot: the transmit engine
                 # gives the queue back (parked until its completion queue has

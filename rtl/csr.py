@@ -49,8 +49,8 @@ def get_field(value, reg, name):
 
 #: Cycles from a read strobe on ``CsrBus`` to its data: the register file
 #: answers from flip-flops (its tables and counters from block RAM, with
-#: arithmetic after it), so the data is registered once more on the way out.
-READ_LATENCY = 2
+#: arithmetic after it); each answer is registered, then their sum.
+READ_LATENCY = 3
 
 
 class CsrBus(wiring.Signature):
@@ -390,12 +390,21 @@ class RegisterFile(wiring.Component):
         m.d.comb += self.busy.eq(Cat(*[t.busy for t in self._tables.values()]).any() if self._tables else 0)
 
         # Reads: READ_LATENCY cycles (the tables and counters answer on the
-        # next cycle; what they answer is registered on the way out).
+        # next cycle; what each answers is registered, and their sum is
+        # registered on the way out).
         r_data = Signal(32)
-        from_table = Const(0, 32)
-        for was, d in table_rd:
-            from_table = from_table | Mux(was, d, 0)
-        m.d.sync += bus.r_data.eq(r_data | from_table | Mux(was_ctr, ctab.r_data, 0))
+        answers = [r_data]
+        for k, (was, d) in enumerate(table_rd + [(was_ctr, ctab.r_data)]):
+            a = Signal(32, name=f"r_answer_{k}")
+            m.d.sync += a.eq(Mux(was, d, 0))
+            answers.append(a)
+        r_fixed = Signal(32)
+        m.d.sync += r_fixed.eq(r_data)
+        answers[0] = r_fixed
+        total = Const(0, 32)
+        for a in answers:
+            total = total | a
+        m.d.sync += bus.r_data.eq(total)
         latches = {}
         with m.If(bus.r_stb & ~any_table & ~in_ctr):
             with m.Switch(bus.addr):

@@ -345,21 +345,32 @@ class DmaReadEngine(wiring.Component):
                      r_mask.eq(rotate_left_bytes(lane_mask, rot, WB, lane_bits=1))]
 
         # -------------------------------------------------------------- timeout
-        # One tag a cycle: its issue time is read, and the next cycle it is
-        # looked at (unless one of its completions is on its way through).
+        # One tag a cycle, in steps with a register between each: its issue
+        # time is read; registered; its age compared with the timeout; then
+        # the tag is looked at (unless one of its completions is on its way
+        # through, or it was issued again since its time was read: in the
+        # last three cycles).
         scan_next = Signal(TB)
-        scan = Signal(TB)
-        m.d.sync += [scan_next.eq(scan_next + 1), scan.eq(scan_next)]
+        scan_t, scan_a, scan = Signal(TB), Signal(TB), Signal(TB)
+        m.d.sync += [scan_next.eq(scan_next + 1), scan_t.eq(scan_next), scan_a.eq(scan_t), scan.eq(scan_a)]
         s_info = sync_read(m, t_info, scan_next, name="s_info")
+        s_time = Signal(24)
+        s_late = Signal()
+        m.d.sync += [s_time.eq(s_info.time), s_late.eq((now - s_time)[:24] >= self.timeout)]
+        issued_2 = Signal()
+        issued_3 = Signal()
+        tag_2 = Signal(TB)
+        tag_3 = Signal(TB)
+        m.d.sync += [issued_2.eq(last_issue), tag_2.eq(last_tag), issued_3.eq(issued_2), tag_3.eq(tag_2)]
+        reissued = ((last_issue & (last_tag == scan)) | (issued_2 & (tag_2 == scan))
+                    | (issued_3 & (tag_3 == scan)))
         in_tag_full = self.i_cpl.payload.hdr.cpl.dw2.tag
         scan_busy = ((x_active & (x.tag == scan)) | (fire & beat.sop & (c_t == scan))
                      | (self.i_cpl.valid & self.i_cpl.payload.sop & (in_tag_full[:TB] == scan))
                      | (s_valid & (s_tag == scan)))
         scan_live = (scan - retired[:TB])[:TB] < (issued - retired)[:TB + 1]
         scan_done = t_done.bit(scan)
-        scan_time = s_info.time
-        expired = ((self.timeout != 0) & scan_live & ~scan_done & ~scan_busy & ~(last_issue & (last_tag == scan))
-                   & ((now - scan_time)[:24] >= self.timeout))
+        expired = (self.timeout != 0) & scan_live & ~scan_done & ~scan_busy & ~reissued & s_late
         m.d.comb += st.timeout.eq(expired)
         t_done.set(expired, scan)
         with m.If(expired):

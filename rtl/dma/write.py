@@ -86,30 +86,44 @@ class DmaWriteEngine(wiring.Component):
         sp_addr = Signal(64)
         sp_rem = Signal(LEN_BITS)
         sp_drop = Signal()
-        mps = Signal(13)
-        m.d.comb += mps.eq(Mux((Const(128, 13) << self.cfg.mps) > MPS, MPS, Const(128, 13) << self.cfg.mps))
+        mps = Signal(13, init=128)            # from a register: the configuration is static
+        m.d.sync += mps.eq(Mux((Const(128, 13) << self.cfg.mps) > MPS, MPS, Const(128, 13) << self.cfg.mps))
         to_boundary = mps - (sp_addr[:13] & (mps - 1))
         clen = Signal(13)
         m.d.comb += clen.eq(Mux(sp_rem < to_boundary, sp_rem, to_boundary))
 
-        w = Signal(chunk_l)
-        m.d.comb += chunk_fifo.w_data.eq(w)
-        w_dws, w_first_be, w_last_be = request_bes(m, w.addr[:2], w.len, 13)
-        w_room = WB - w.addr[:2]
-        m.d.comb += [w.dws.eq(w_dws), w.first_be.eq(w_first_be), w.last_be.eq(w_last_be),
-                     w.take.eq(Mux(w.len < w_room, w.len, w_room)), w.eop.eq(w.len <= w_room),
-                     w.nbytes.eq(Mux((w_dws << 2) > WB, WB, w_dws << 2)),
-                     w.zero.eq(w.len == 0), w.send.eq((w.len != 0) & ~w.drop)]
+        # The cut is registered (``pre``) before what its first beat needs is
+        # worked out, so that no path runs from the cut's arithmetic through
+        # the byte-enable arithmetic.
+        pre_l = data.StructLayout({"addr": 64, "len": 13, "last": 1, "drop": 1, "status": STATUS_BITS})
+        w = Signal(pre_l)
+        pre = Signal(pre_l)
+        pre_v = Signal()
+        w_en = Signal()
+        w_rdy = Signal()
+        m.d.comb += w_rdy.eq(~pre_v | chunk_fifo.w_rdy)
+        with m.If(w_rdy):
+            m.d.sync += [pre_v.eq(w_en), pre.eq(w)]
+        c_w = Signal(chunk_l)
+        m.d.comb += [c_w.addr.eq(pre.addr), c_w.len.eq(pre.len), c_w.last.eq(pre.last), c_w.drop.eq(pre.drop),
+                     c_w.status.eq(pre.status), chunk_fifo.w_data.eq(c_w),
+                     chunk_fifo.w_en.eq(pre_v & chunk_fifo.w_rdy)]
+        w_dws, w_first_be, w_last_be = request_bes(m, pre.addr[:2], pre.len, 13)
+        w_room = WB - pre.addr[:2]
+        m.d.comb += [c_w.dws.eq(w_dws), c_w.first_be.eq(w_first_be), c_w.last_be.eq(w_last_be),
+                     c_w.take.eq(Mux(pre.len < w_room, pre.len, w_room)), c_w.eop.eq(pre.len <= w_room),
+                     c_w.nbytes.eq(Mux((w_dws << 2) > WB, WB, w_dws << 2)),
+                     c_w.zero.eq(pre.len == 0), c_w.send.eq((pre.len != 0) & ~pre.drop)]
         req = self.req.payload
-        with m.If(~sp_act & chunk_fifo.w_rdy):
+        with m.If(~sp_act & w_rdy):
             m.d.comb += self.req.ready.eq(1)
         with m.If(self.req.valid & self.req.ready):
             with m.If(req.len == 0):
-                m.d.comb += [chunk_fifo.w_en.eq(1), w.last.eq(1), w.status.eq(DmaStatus.ZERO_LENGTH),
+                m.d.comb += [w_en.eq(1), w.last.eq(1), w.status.eq(DmaStatus.ZERO_LENGTH),
                              st.zero_len.eq(1)]
             with m.Elif(req.len <= mps - (req.addr[:13] & (mps - 1))):
                 # One chunk: straight in, so that short requests go at one a cycle.
-                m.d.comb += [st.bus_master.eq(~self.cfg.bus_master), chunk_fifo.w_en.eq(1),
+                m.d.comb += [st.bus_master.eq(~self.cfg.bus_master), w_en.eq(1),
                              w.addr.eq(req.addr), w.len.eq(req.len[:13]), w.last.eq(1),
                              w.drop.eq(~self.cfg.bus_master),
                              w.status.eq(Mux(self.cfg.bus_master, DmaStatus.OK, DmaStatus.BUS_MASTER))]
@@ -117,8 +131,8 @@ class DmaWriteEngine(wiring.Component):
                 m.d.comb += st.bus_master.eq(~self.cfg.bus_master)
                 m.d.sync += [sp_act.eq(1), sp_addr.eq(req.addr), sp_rem.eq(req.len),
                              sp_drop.eq(~self.cfg.bus_master)]
-        with m.Elif(sp_act & chunk_fifo.w_rdy):
-            m.d.comb += [chunk_fifo.w_en.eq(1), w.addr.eq(sp_addr), w.len.eq(clen), w.last.eq(clen == sp_rem),
+        with m.Elif(sp_act & w_rdy):
+            m.d.comb += [w_en.eq(1), w.addr.eq(sp_addr), w.len.eq(clen), w.last.eq(clen == sp_rem),
                          w.drop.eq(sp_drop), w.status.eq(Mux(sp_drop, DmaStatus.BUS_MASTER, DmaStatus.OK))]
             m.d.sync += [sp_addr.eq(sp_addr + clen), sp_rem.eq(sp_rem - clen)]
             with m.If(clen == sp_rem):
@@ -240,7 +254,7 @@ class DmaWriteEngine(wiring.Component):
             self.resp.valid.eq(resp_fifo.r_rdy),
             self.resp.payload.status.eq(resp_fifo.r_data),
             resp_fifo.r_en.eq(self.resp.ready),
-            self.busy.eq(sp_act | chunk_fifo.r_rdy | o_started | (cnt != 0) | resp_fifo.r_rdy
+            self.busy.eq(sp_act | pre_v | chunk_fifo.r_rdy | o_started | (cnt != 0) | resp_fifo.r_rdy
                          | sl.o_stream.valid | (in_slice != 0)),
         ]
         return m

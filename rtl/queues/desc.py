@@ -165,10 +165,10 @@ class ChainPort(wiring.Signature):
     release  In(1): the engine gives the shown queue back (after a pop, or
              because it is not ready or its completion queue has no room)
 
-    On the scheduled side ``room`` and ``full`` answer for the completion
-    queue of the look-up shown last cycle, and ``claim`` takes a slot of that
-    one: the engine acts on a look-up it has registered, after naming the same
-    queue and descriptor two cycles running.
+    ``room`` and ``full`` answer for the completion queue of the look-up
+    shown last cycle, and ``claim`` takes a slot of that one: an engine acts on
+    a look-up it has registered, after naming the same queue and descriptor
+    two cycles running.
     """
 
     def __init__(self, n, d, scheduled=False):
@@ -776,13 +776,13 @@ class DescQueues(wiring.Component):
         # its DMA request), it asks for two slots whenever the queue the
         # transmit engine is shown is ready and bound to the same one, and
         # waits (``full`` says when there is no slot at all: then it drops).
-        # The transmit engine acts on a look-up it has kept for a cycle (so
-        # that nothing it decides comes straight out of block RAM): its
-        # completion queue is named from a register, the one of the look-up
-        # shown last cycle, and so is what the receive side compares it with.
-        tx_cq, rx_cq = Signal(8), shown_cfg[1].cq
+        # The engines act on a look-up they have kept for a cycle (so that
+        # nothing they decide comes straight out of block RAM): their
+        # completion queues are named from registers, those of the look-ups
+        # shown last cycle.
+        tx_cq, rx_cq = Signal(8), Signal(8)
         tx_ready = Signal()
-        m.d.sync += [tx_cq.eq(shown_cfg[0].cq), tx_ready.eq(shown_ready[0])]
+        m.d.sync += [tx_cq.eq(shown_cfg[0].cq), rx_cq.eq(shown_cfg[1].cq), tx_ready.eq(shown_ready[0])]
         m.d.comb += [
             self.tx.room.eq(cl.room[0]),
             self.tx.full.eq(cl.full[0]),

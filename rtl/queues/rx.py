@@ -79,22 +79,35 @@ class RxEngine(wiring.Component):
         rem = Signal(14)
         nreq = Signal(range(D + 1))
         # The planner names the queue and descriptor to look at next cycle; the
-        # chain and descriptor shown are those named last cycle, usable when
-        # they are the frame's queue and the descriptor wanted.
+        # chain and descriptor shown are those named last cycle. What is shown
+        # is registered (``lk``), and used in the next cycle if the planner
+        # named the same queue and descriptor again (``fresh``) and it is the
+        # frame's queue, so that nothing it decides comes straight out of
+        # block RAM: a step, a pop or another queue costs a cycle in which it
+        # only looks.
         busy_n = Signal()
-        l_sel, l_idx = ch.q, ch.at
+        l_sel = ch.q
         step = Signal()
         m.d.comb += busy_n.eq(busy)
         m.d.sync += busy.eq(busy_n)
         m.d.comb += [ch.alt.eq(q), ch.step.eq(step), ch.stay.eq(busy_n & ~step), ch.hold.eq(busy)]
+        lk_l = data.StructLayout({"running": 1, "ready": 1, "fetching": 1, "len": range(D + 1), "err": 4,
+                                  "bytes": 16, "head": 16, "cq": 8, "addr": 64, "dlen": 32, "last": 1})
+        lk = Signal(lk_l)
+        fresh = Signal()
+        m.d.sync += [lk.running.eq(ch.running), lk.ready.eq(ch.ready), lk.fetching.eq(ch.fetching),
+                     lk.len.eq(ch.len), lk.err.eq(ch.err), lk.bytes.eq(ch.bytes), lk.head.eq(ch.head),
+                     lk.cq.eq(ch.cq), lk.addr.eq(ch.desc.addr), lk.dlen.eq(ch.desc.len),
+                     lk.last.eq((ch.at + 1)[:len(ch.len)] == ch.len),
+                     fresh.eq((q == l_sel) & ~step & ~ch.pop)]
         # The frame's queue is the one shown (inside a frame always, and the
         # descriptor shown is the one to use: the planner names only the
         # first, the one shown, or the next).
-        looked = l_sel == q
+        looked = fresh & (l_sel == q)
         rec = Signal(rec_l)
         plan = Signal(plan_l)
-        m.d.comb += [rec.queue.eq(q), rec.cq.eq(ch.cq), rec.index.eq(ch.head),
-                     rec.ndesc.eq(ch.len), pending.w_data.eq(rec), plans.w_data.eq(plan)]
+        m.d.comb += [rec.queue.eq(q), rec.cq.eq(lk.cq), rec.index.eq(lk.head),
+                     rec.ndesc.eq(lk.len), pending.w_data.eq(rec), plans.w_data.eq(plan)]
         # Frames between the planner and the completion writer: at most the
         # completion FIFO's depth, so that a finished frame's completion never
         # waits (the write engine must never wait on its clients: its statuses
@@ -110,18 +123,18 @@ class RxEngine(wiring.Component):
         credit = reqs_out < STATUSES
         req = self.dma.req
         cur = Mux(busy, rem, meta.length)
-        n = Mux(ch.desc.len < cur, ch.desc.len, cur)[:14]
+        n = Mux(lk.dlen < cur, lk.dlen, cur)[:14]
         after = (cur - n)[:14]
-        final = (after == 0) | (l_idx == ch.len - 1)
+        final = (after == 0) | lk.last
         with m.If(self.i_meta.valid & room):
-            with m.If(~busy & ~looked):
+            with m.If(~looked):
                 pass                          # the queue's chain and completion queue are being looked up
-            with m.Elif(~busy & ~ch.running):
+            with m.Elif(~busy & ~lk.running):
                 m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), self.disabled.eq(1)]
-            with m.Elif(~busy & ~ch.ready):
+            with m.Elif(~busy & ~lk.ready):
                 # No chain cached: wait while posted descriptors are being
                 # fetched; with none posted, drop the frame (or pause).
-                with m.If(~self.backpressure & ~ch.fetching):
+                with m.If(~self.backpressure & ~lk.fetching):
                     m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), self.no_buf.eq(1)]
             with m.Elif(~busy & ch.full):
                 # Its completion queue has no free slot: waiting for the owner
@@ -130,16 +143,16 @@ class RxEngine(wiring.Component):
                 m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), self.cq_full.eq(1)]
             with m.Elif(~busy & ~ch.room):
                 pass                          # the last slot (the transmit side may take it), or room being looked up
-            with m.Elif(~busy & (ch.err != QueueStatus.OK)):
-                m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), rec.status.eq(ch.err), pending.w_en.eq(1),
+            with m.Elif(~busy & (lk.err != QueueStatus.OK)):
+                m.d.comb += [self.i_meta.ready.eq(1), plans.w_en.eq(1), rec.status.eq(lk.err), pending.w_en.eq(1),
                              ch.pop.eq(1), ch.claim.eq(1)]
             with m.Else():
-                m.d.comb += [req.valid.eq(credit), req.payload.addr.eq(ch.desc.addr), req.payload.len.eq(n),
+                m.d.comb += [req.valid.eq(credit), req.payload.addr.eq(lk.addr), req.payload.len.eq(n),
                              req.payload.more.eq(~final)]
                 with m.If(req.ready & credit):
                     with m.If(~busy):
                         m.d.comb += [plan.deliver.eq(1), plans.w_en.eq(1), ch.claim.eq(1),
-                                     plan.written.eq(Mux(ch.bytes < meta.length, ch.bytes, meta.length))]
+                                     plan.written.eq(Mux(lk.bytes < meta.length, lk.bytes, meta.length))]
                     with m.If(final):
                         m.d.comb += [rec.wr.eq(1), rec.nreq.eq(Mux(busy, nreq, 0) + 1), rec.len.eq(meta.length - after),
                                      rec.status.eq(Mux(after != 0, QueueStatus.TRUNCATED, QueueStatus.OK)),

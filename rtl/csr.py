@@ -393,17 +393,14 @@ class RegisterFile(wiring.Component):
         # next cycle; what each answers is registered, and their sum is
         # registered on the way out).
         r_data = Signal(32)
-        answers = [r_data]
-        for k, (was, d) in enumerate(table_rd + [(was_ctr, ctab.r_data)]):
-            a = Signal(32, name=f"r_answer_{k}")
-            m.d.sync += a.eq(Mux(was, d, 0))
-            answers.append(a)
         r_fixed = Signal(32)
         m.d.sync += r_fixed.eq(r_data)
-        answers[0] = r_fixed
-        total = Const(0, 32)
-        for a in answers:
-            total = total | a
+        total = r_fixed
+        for k, (was, d) in enumerate(table_rd + [(was_ctr, ctab.r_data)]):
+            a = Signal(32, name=f"r_answer_{k}")
+            a_was = Signal(name=f"r_answer_{k}_was")
+            m.d.sync += [a.eq(d), a_was.eq(was)]
+            total = total | Mux(a_was, a, 0)
         m.d.sync += bus.r_data.eq(total)
         latches = {}
         with m.If(bus.r_stb & ~any_table & ~in_ctr):

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from ..pcie.be import request_bes
 from ..pcie.cfg import PcieCfgSignature
 from ..pcie.tlp import TlpStream, mem_request_header
-from ..lib.stream import BufferedFifo, RegisterSlice
+from ..lib.stream import BufferedFifo, RegisterSlice, registered_head
 from ..regmap import DmaStatus
 from .layouts import LEN_BITS, STATUS_BITS, write_data_layout, write_req_layout, write_resp_layout
 
@@ -80,6 +80,9 @@ class DmaWriteEngine(wiring.Component):
         # Block RAM (in distributed RAM it takes some 170 logic cells, and
         # saves 4.6 ns on a path that is not the longest).
         chunk_fifo = m.submodules.chunk_fifo = BufferedFifo(width=chunk_l.size, depth=4)
+        # Its head is registered in flip-flops, so that the output side
+        # decides from registers, not from the block RAM's output.
+        head = registered_head(m, "chunk_head", chunk_fifo, chunk_l)
         resp_fifo = m.submodules.resp_fifo = fifo.SyncFIFOBuffered(width=STATUS_BITS, depth=RESP_DEPTH)
 
         sp_act = Signal()
@@ -150,7 +153,7 @@ class DmaWriteEngine(wiring.Component):
         # first beat is described by the record; each later beat by registers
         # set as the previous one goes (bytes left, bytes and DWORD-padded
         # bytes of the next beat, whether it ends the TLP).
-        c = chunk_l(chunk_fifo.r_data)
+        c = head.payload
         o_started = Signal()
         o_rem = Signal(13)
         o_pad = Signal(14)
@@ -163,8 +166,8 @@ class DmaWriteEngine(wiring.Component):
         m.d.comb += take.eq(Mux(o_started, o_take, c.take))
         is_eop = Mux(o_started, o_eop, c.eop)
         pad = Mux(o_started, o_pad, c.dws << 2)
-        have = chunk_fifo.r_rdy & (cnt >= take)
-        zero_op = chunk_fifo.r_rdy & c.zero
+        have = head.valid & (cnt >= take)
+        zero_op = head.valid & c.zero
 
         # Statuses. The TLPs go to the arbiter through a register slice, and a
         # request's status is written only as its last TLP's last beat leaves
@@ -210,10 +213,10 @@ class DmaWriteEngine(wiring.Component):
         direct = Signal()
         m.d.comb += reserve.eq((out_fire & ~o_started & c.last) | (zero_op & resp_ok))
         with m.If(zero_op & resp_ok):
-            m.d.comb += [chunk_fifo.r_en.eq(1), direct.eq(1), st.ops.eq(1)]
+            m.d.comb += [head.ready.eq(1), direct.eq(1), st.ops.eq(1)]
         with m.If(out_fire):
             with m.If(is_eop):
-                m.d.comb += chunk_fifo.r_en.eq(1)
+                m.d.comb += head.ready.eq(1)
                 m.d.sync += o_started.eq(0)
                 with m.If(c.last):
                     m.d.comb += st.ops.eq(1)
@@ -254,7 +257,7 @@ class DmaWriteEngine(wiring.Component):
             self.resp.valid.eq(resp_fifo.r_rdy),
             self.resp.payload.status.eq(resp_fifo.r_data),
             resp_fifo.r_en.eq(self.resp.ready),
-            self.busy.eq(sp_act | pre_v | chunk_fifo.r_rdy | o_started | (cnt != 0) | resp_fifo.r_rdy
-                         | sl.o_stream.valid | (in_slice != 0)),
+            self.busy.eq(sp_act | pre_v | (chunk_fifo.level != 0) | head.valid | o_started | (cnt != 0)
+                         | resp_fifo.r_rdy | sl.o_stream.valid | (in_slice != 0)),
         ]
         return m

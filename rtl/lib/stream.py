@@ -165,3 +165,15 @@ def register_slice(m, name, source, sink, *, domain_reset=None, skid=True):
     connect(m, source, s.i_stream)
     connect(m, s.o_stream, sink)
     return s
+
+
+def registered_head(m, name, fifo, layout):
+    """The head of ``fifo`` (a :class:`BufferedFifo`, whose ``r_data`` comes
+    from block RAM) in flip-flops: a forward :class:`RegisterSlice` named
+    ``name`` with payload ``layout``, so that what the reader decides from
+    the head starts at a register. Returns the slice's output stream (read
+    it with ``ready``); it adds a cycle of latency, not of throughput."""
+    s = m.submodules[name] = RegisterSlice(layout, skid=False)
+    m.d.comb += [s.i_stream.valid.eq(fifo.r_rdy), s.i_stream.payload.eq(fifo.r_data),
+                 fifo.r_en.eq(s.i_stream.ready)]
+    return s.o_stream

@@ -20,7 +20,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..dma.mux import DmaWriteClient
-from ..lib.stream import BufferedFifo, StreamFifo
+from ..lib.stream import BufferedFifo, StreamFifo, registered_head
 from ..streams import bytes_layout
 from .common import cpl_req_layout
 from .desc import ChainPort
@@ -186,8 +186,8 @@ class RxEngine(wiring.Component):
         # ----------------------------------------------------------- completions
         cpls = m.submodules.cpls = StreamFifo(cpl_req_layout(), CPL_DEPTH, ram_style="block")
         m.d.sync += in_flight.eq(in_flight + pending.w_en - (self.cpl.valid & self.cpl.ready))
-        head = Signal(rec_l)
-        m.d.comb += head.eq(pending.r_data)
+        ph = registered_head(m, "pending_head", pending, rec_l)
+        head = ph.payload
         got = Signal(range(D + 1))
         failed = Signal()
         c = Signal(cpl_req_layout())
@@ -196,16 +196,16 @@ class RxEngine(wiring.Component):
         resp = self.dma.resp
         m.d.comb += [resp.ready.eq(1), st_fifo.w_en.eq(resp.valid), st_fifo.w_data.eq(resp.payload.status)]
         m.d.sync += reqs_out.eq(reqs_out + (req.valid & req.ready) - (st_fifo.r_en & st_fifo.r_rdy))
-        with m.If(pending.r_rdy & cpls.i_stream.ready):
+        with m.If(ph.valid & cpls.i_stream.ready):
             with m.If(~head.wr):
-                m.d.comb += [c.status.eq(head.status), cpls.i_stream.valid.eq(1), pending.r_en.eq(1)]
+                m.d.comb += [c.status.eq(head.status), cpls.i_stream.valid.eq(1), ph.ready.eq(1)]
             with m.Else():
                 m.d.comb += st_fifo.r_en.eq(1)
                 with m.If(st_fifo.r_rdy):
                     bad = failed | (st_fifo.r_data != 0)
                     with m.If(got + 1 == head.nreq):
                         m.d.comb += [c.status.eq(Mux(bad, QueueStatus.DMA_ERROR, head.status)),
-                                     cpls.i_stream.valid.eq(1), pending.r_en.eq(1)]
+                                     cpls.i_stream.valid.eq(1), ph.ready.eq(1)]
                         m.d.sync += [got.eq(0), failed.eq(0)]
                     with m.Else():
                         m.d.sync += [got.eq(got + 1), failed.eq(bad)]

@@ -17,7 +17,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, flipped
 
 from ..dma.mux import DmaReadClient
-from ..lib.stream import BufferedFifo, StreamFifo
+from ..lib.stream import BufferedFifo, StreamFifo, registered_head
 from ..packet_fifo import PacketFifo
 from ..streams import bytes_layout
 from .common import cpl_req_layout
@@ -149,16 +149,16 @@ class TxEngine(wiring.Component):
 
         # --------------------------------------------------------- frames, done
         cpls = m.submodules.cpls = StreamFifo(cpl_req_layout(), 4, ram_style="block")
-        head = Signal(rec_l)
-        m.d.comb += head.eq(pending.r_data)
+        ph = registered_head(m, "pending_head", pending, rec_l)
+        head = ph.payload
         resp = self.dma.data
         c = Signal(cpl_req_layout())
         m.d.comb += [c.cq.eq(head.cq), c.kind.eq(QueueKind.TX), c.queue.eq(head.queue), c.index.eq(head.index),
                      c.ndesc.eq(head.ndesc), cpls.i_stream.payload.eq(c)]
         fi = frames.i_pkt.payload
-        with m.If(pending.r_rdy & cpls.i_stream.ready):
+        with m.If(ph.valid & cpls.i_stream.ready):
             with m.If(~head.dma):
-                m.d.comb += [c.status.eq(head.status), c.len.eq(0), cpls.i_stream.valid.eq(1), pending.r_en.eq(1)]
+                m.d.comb += [c.status.eq(head.status), c.len.eq(0), cpls.i_stream.valid.eq(1), ph.ready.eq(1)]
             with m.Else():
                 ok = resp.payload.status == 0
                 m.d.comb += [
@@ -177,7 +177,7 @@ class TxEngine(wiring.Component):
                         m.d.sync += wrote.eq(wrote + 1)
                 with m.If(resp.valid & resp.ready & resp.payload.last):
                     m.d.comb += [c.status.eq(Mux(ok, QueueStatus.OK, QueueStatus.DMA_ERROR)),
-                                 c.len.eq(Mux(ok, head.len, 0)), cpls.i_stream.valid.eq(1), pending.r_en.eq(1)]
+                                 c.len.eq(Mux(ok, head.len, 0)), cpls.i_stream.valid.eq(1), ph.ready.eq(1)]
         m.d.sync += resv.eq(resv + Mux(issue_first, lk.need, 0) - dec)
         m.d.comb += [frames.stall.eq(1), frames.o_meta.ready.eq(1)]
         wiring.connect(m, frames.o_pkt, flipped(self.o_frame))

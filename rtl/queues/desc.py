@@ -106,7 +106,7 @@ from .common import ERROR_CHAIN_TOO_LONG, protection_ok
 from .layouts import DESC_BYTES, Descriptor, DescFlags, QueueStatus
 
 __all__ = ["DescQueues", "ChainPort", "CqClaimSignature", "RetireSignature", "RETIRE_PORTS", "INFLIGHT",
-           "SchedState"]
+           "SchedState", "registered_look_up"]
 
 #: Completions the completion writer retires per cycle at most.
 RETIRE_PORTS = 3
@@ -186,6 +186,31 @@ class ChainPort(wiring.Signature):
         if scheduled:
             members.update({"work": Out(stream.Signature(range(max(n, 2)))), "release": In(1)})
         super().__init__(members)
+
+
+def registered_look_up(m, port, extra=None):
+    """What ``port`` (an engine's side of a :class:`ChainPort`) shows, in
+    flip-flops on the next cycle: the chain (``running``, ``ready``,
+    ``more``, ``len``, ``err``, ``bytes``, ``head``, ``cq``, and ``fetching``
+    where the port has it), its descriptor (``addr``, ``dlen``), whether that
+    is the chain's last (``last``), and ``extra``: {name: (shape, value)}
+    that the engine works out from what is shown. The engine acts on it only
+    after naming the same queue and descriptor again."""
+    fields = {"running": 1, "ready": 1, "more": 1, "len": port.len.shape(), "err": 4, "bytes": 16,
+              "head": 16, "cq": 8, "addr": 64, "dlen": 32, "last": 1}
+    values = {"running": port.running, "ready": port.ready, "more": port.more, "len": port.len,
+              "err": port.err, "bytes": port.bytes, "head": port.head, "cq": port.cq,
+              "addr": port.desc.addr, "dlen": port.desc.len,
+              "last": (port.at + 1)[:len(port.len)] == port.len}
+    if hasattr(port, "fetching"):
+        fields["fetching"] = 1
+        values["fetching"] = port.fetching
+    for name, (shape, value) in (extra or {}).items():
+        fields[name] = shape
+        values[name] = value
+    lk = Signal(data.StructLayout(fields), name="lk")
+    m.d.sync += [getattr(lk, name).eq(value) for name, value in values.items()]
+    return lk
 
 
 class CqClaimSignature(wiring.Signature):
@@ -773,8 +798,8 @@ class DescQueues(wiring.Component):
         # The receive side must not take the last slot of a completion queue
         # that the transmit side may claim in the same cycle; rather than wait
         # for the transmit side's decision (a long combinational path through
-        # its DMA request), it asks for two slots whenever the queue the
-        # transmit engine is shown is ready and bound to the same one, and
+        # its DMA request), it asks for two slots whenever the look-up the
+        # transmit engine registered is ready and bound to the same one, and
         # waits (``full`` says when there is no slot at all: then it drops).
         # The engines act on a look-up they have kept for a cycle (so that
         # nothing they decide comes straight out of block RAM): their

@@ -23,7 +23,7 @@ from ..dma.mux import DmaWriteClient
 from ..lib.stream import BufferedFifo, StreamFifo, registered_head
 from ..streams import bytes_layout
 from .common import cpl_req_layout
-from .desc import ChainPort
+from .desc import ChainPort, registered_look_up
 from .layouts import QueueKind, QueueStatus
 
 __all__ = ["RxEngine", "rx_meta_layout"]
@@ -91,15 +91,9 @@ class RxEngine(wiring.Component):
         m.d.comb += busy_n.eq(busy)
         m.d.sync += busy.eq(busy_n)
         m.d.comb += [ch.alt.eq(q), ch.step.eq(step), ch.stay.eq(busy_n & ~step), ch.hold.eq(busy)]
-        lk_l = data.StructLayout({"running": 1, "ready": 1, "fetching": 1, "len": range(D + 1), "err": 4,
-                                  "bytes": 16, "head": 16, "cq": 8, "addr": 64, "dlen": 32, "last": 1})
-        lk = Signal(lk_l)
+        lk = registered_look_up(m, ch)
         fresh = Signal()
-        m.d.sync += [lk.running.eq(ch.running), lk.ready.eq(ch.ready), lk.fetching.eq(ch.fetching),
-                     lk.len.eq(ch.len), lk.err.eq(ch.err), lk.bytes.eq(ch.bytes), lk.head.eq(ch.head),
-                     lk.cq.eq(ch.cq), lk.addr.eq(ch.desc.addr), lk.dlen.eq(ch.desc.len),
-                     lk.last.eq((ch.at + 1)[:len(ch.len)] == ch.len),
-                     fresh.eq((q == l_sel) & ~step & ~ch.pop)]
+        m.d.sync += fresh.eq((q == l_sel) & ~step & ~ch.pop)
         # The frame's queue is the one shown (inside a frame always, and the
         # descriptor shown is the one to use: the planner names only the
         # first, the one shown, or the next).

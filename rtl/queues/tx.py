@@ -21,7 +21,7 @@ from ..lib.stream import BufferedFifo, StreamFifo, registered_head
 from ..packet_fifo import PacketFifo
 from ..streams import bytes_layout
 from .common import cpl_req_layout
-from .desc import ChainPort
+from .desc import ChainPort, registered_look_up
 from .layouts import QueueKind, QueueStatus
 
 __all__ = ["TxEngine"]
@@ -64,16 +64,10 @@ class TxEngine(wiring.Component):
         # RAM. A new queue, a step or a pop costs a cycle in which it only
         # looks; its completion queue's room is known a cycle later still when
         # the queue's completion queue differs from the last one's.
-        lk_l = data.StructLayout({"ready": 1, "more": 1, "len": range(D + 1), "bad": 1, "err": 4,
-                                  "too_long": 1, "need": range(0xFFFF // WB + 2), "head": 16, "cq": 8,
-                                  "addr": 64, "dlen": 32, "last": 1})
-        lk = Signal(lk_l)
+        lk = registered_look_up(m, ch, {
+            "bad": (1, ch.err != QueueStatus.OK), "too_long": (1, ch.bytes > cfg.max_frame - 4),
+            "need": (range(0xFFFF // WB + 2), (ch.bytes + WB - 1) >> (WB.bit_length() - 1))})
         fresh = Signal()
-        m.d.sync += [lk.ready.eq(ch.ready), lk.more.eq(ch.more), lk.len.eq(ch.len), lk.err.eq(ch.err),
-                     lk.bad.eq(ch.err != QueueStatus.OK), lk.too_long.eq(ch.bytes > cfg.max_frame - 4),
-                     lk.need.eq((ch.bytes + WB - 1) >> (WB.bit_length() - 1)), lk.head.eq(ch.head),
-                     lk.cq.eq(ch.cq), lk.addr.eq(ch.desc.addr), lk.dlen.eq(ch.desc.len),
-                     lk.last.eq((ch.at + 1)[:len(ch.len)] == ch.len)]
 
         # A chain's payload is read only once the frame buffer has room for all
         # of it, so that its read data never waits: the read engine's data
@@ -92,10 +86,10 @@ class TxEngine(wiring.Component):
         # The engine takes a queue from the work FIFO and names it (and the
         # descriptor to look at next cycle: ``ch.keep``/``ch.alt``,
         # ``ch.step``/``ch.stay``); it acts on the one shown (``l_sel``, the
-        # queue it has). It gives the queue back
-        # after one chain, unless it has another and no other queue waits, or
-        # at once when it is not ready or its completion queue has no slot
-        # (the descriptor unit then parks it).
+        # queue it has). It gives the queue back after one chain, unless it
+        # has another and no other queue waits, or at once when it is not
+        # ready or its completion queue has no slot (the descriptor unit then
+        # parks it).
         busy = Signal()                       # inside a chain of l_sel
         total = Signal(32)
         has = Signal()                        # a queue is the engine's: l_sel
